@@ -162,25 +162,36 @@ ready() {
   esac
 }
 
-# wait_ready NAME PID STARTED_AT
-wait_ready() {
-  local name=$1 pid=$2 t0=$3 deadline=$(($(now) + TIMEOUT)) log
+# fail_start NAME PID WHY: one-line error, then the tail of the server's log.
+fail_start() {
+  local name=$1 pid=$2 why=$3 log
   log=$(log_file "$name")
-  until ready "$name"; do
-    if ! alive "$pid"; then
-      rm -f "$(pid_file "$name")"
-      say "services.sh: error: $name exited while starting; log: $log" >&2
-      tail -n 30 "$log" >&2 2>/dev/null || true
-      exit 1
-    fi
-    if (($(now) >= deadline)); then
-      say "services.sh: error: $name (pid $pid) not ready within ${TIMEOUT}s; log: $log" >&2
-      tail -n 30 "$log" >&2 2>/dev/null || true
-      exit 1
-    fi
-    sleep 0.2
+  say "services.sh: error: $name (pid $pid) $why; log: $log" >&2
+  tail -n 30 "$log" >&2 2>/dev/null || true
+  exit 1
+}
+
+# wait_ready NAME:PID:STARTED_AT ...: poll all of them until each is ready (or fail).
+wait_ready() {
+  local pending=("$@") next entry name pid t0
+  while ((${#pending[@]} > 0)); do
+    next=()
+    for entry in "${pending[@]}"; do
+      IFS=: read -r name pid t0 <<<"$entry"
+      if ready "$name"; then
+        say "$name: started (pid $pid) at $(service_addr "$name") in $(($(now) - t0))s"
+      elif ! alive "$pid"; then
+        rm -f "$(pid_file "$name")"
+        fail_start "$name" "$pid" "exited while starting"
+      elif (($(now) - t0 >= TIMEOUT)); then
+        fail_start "$name" "$pid" "was not ready within ${TIMEOUT}s"
+      else
+        next+=("$entry")
+      fi
+    done
+    pending=("${next[@]+"${next[@]}"}")
+    ((${#pending[@]} == 0)) || sleep 0.2
   done
-  say "$name: started (pid $pid) at $(service_addr "$name") in $(($(now) - t0))s"
 }
 
 # --- runtime jars from Maven Central ------------------------------------------------------------
@@ -443,11 +454,7 @@ up_many() {
     pid=$(<"$(pid_file "$name")")
     started+=("$name:$pid:$t0")
   done
-  local entry
-  for entry in "${started[@]}"; do
-    IFS=: read -r name pid t0 <<<"$entry"
-    wait_ready "$name" "$pid" "$t0"
-  done
+  wait_ready "${started[@]+"${started[@]}"}"
 }
 
 cmd_up() {

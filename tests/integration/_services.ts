@@ -14,13 +14,18 @@ export interface Services {
   mongoUrl: string;
 }
 
-/** The services.env file `scripts/services.sh up` writes. */
-export function servicesEnvPath(): string {
+/** The directory of services.sh's pids, logs, data and services.env ($SLUICE_SERVICES_DIR). */
+export function servicesDir(): string {
   const dir = Deno.env.get("SLUICE_SERVICES_DIR");
-  if (dir) return `${dir}/services.env`;
+  if (dir) return dir;
   const cache = Deno.env.get("SLUICE_CACHE_DIR") ??
     `${Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? "."}/.cache/sluice`;
-  return `${cache}/run/services.env`;
+  return `${cache}/run`;
+}
+
+/** The services.env file `scripts/services.sh up` writes. */
+export function servicesEnvPath(): string {
+  return `${servicesDir()}/services.env`;
 }
 
 function readEnvFile(path: string): Map<string, string> {
