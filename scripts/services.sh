@@ -184,7 +184,9 @@ wait_ready() {
         rm -f "$(pid_file "$name")"
         fail_start "$name" "$pid" "exited while starting"
       elif (($(now) - t0 >= TIMEOUT)); then
-        fail_start "$name" "$pid" "was not ready within ${TIMEOUT}s"
+        kill_pid "$pid" 10
+        rm -f "$(pid_file "$name")"
+        fail_start "$name" "$pid" "was not ready within ${TIMEOUT}s (stopped it)"
       else
         next+=("$entry")
       fi
@@ -374,6 +376,22 @@ start_mongo() {
 
 # --- stopping ------------------------------------------------------------------------------------
 
+# kill_pid PID GRACE_SECONDS: SIGTERM, then SIGKILL when it is still alive after the grace time.
+kill_pid() {
+  local pid=$1 grace=$2 i
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < grace * 10; i++)); do
+    alive "$pid" || return 0
+    sleep 0.1
+  done
+  say "services.sh: pid $pid still alive after ${grace}s, sending SIGKILL" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    alive "$pid" || return 0
+    sleep 0.1
+  done
+}
+
 stop_one() {
   local name=$1 pid grace i
   if ! pid=$(service_pid "$name"); then
@@ -382,19 +400,7 @@ stop_one() {
     return 0
   fi
   case $name in kafka) grace=60 ;; *) grace=15 ;; esac
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < grace * 10; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  if alive "$pid"; then
-    say "$name: still alive after ${grace}s, sending SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-      alive "$pid" || break
-      sleep 0.1
-    done
-  fi
+  kill_pid "$pid" "$grace"
   # The ports must be free before a restart binds them again.
   for ((i = 0; i < 100; i++)); do
     port_open "$(service_port "$name")" || break
