@@ -1,0 +1,206 @@
+// Topology compiler: validates every stage before anything starts and fuses chains into tasks.
+import type { StageDefinition, StagePermissions } from "./stage.ts";
+import type { StageOptions, StageRef, Strategy } from "./stage_ref.ts";
+import { ConfigError } from "./errors.ts";
+import { parseConfig } from "./_config.ts";
+import type { StageSpec } from "./_protocol.ts";
+
+/** A stage as the builder recorded it. */
+export interface Node {
+  id: number;
+  name: string;
+  ref: StageRef;
+  options: StageOptions;
+}
+
+/** An edge as the builder recorded it. */
+export interface Edge {
+  from: number;
+  to: number;
+  keyed: boolean;
+  side: string;
+}
+
+/** Resolved options of a stage. */
+export interface Resolved {
+  parallelism: number;
+  capacity: number;
+  batchSize: number;
+  lingerMs: number;
+  strategy: Strategy;
+  maxRestarts: number;
+  withinMs: number;
+  maxRetries: number;
+  fuse: boolean;
+  tickMs: number;
+  idleTimeoutMs: number;
+  permissions: StagePermissions;
+  stateful: boolean;
+}
+
+/** A group of fused stages, run as `parallelism` task instances. */
+export interface Group {
+  id: string;
+  nodes: Node[];
+  specs: StageSpec[];
+  options: Resolved;
+  parallelism: number;
+  /** Partition → instance, for groups fed by keyed edges. */
+  assignment: number[];
+}
+
+/** An edge between groups. */
+export interface GroupEdge {
+  id: string;
+  from: Group;
+  to: Group;
+  mode: "forward" | "hash" | "round";
+  side: string;
+}
+
+/** The compiled plan. */
+export interface Plan {
+  groups: Group[];
+  edges: GroupEdge[];
+}
+
+const DEFAULTS = {
+  parallelism: 1,
+  capacity: 8,
+  batchSize: 512,
+  lingerMs: 5,
+  strategy: "one_for_one" as Strategy,
+  maxRestarts: 5,
+  withinMs: 10_000,
+  maxRetries: 2,
+  fuse: true,
+  tickMs: 100,
+  idleTimeoutMs: 10_000,
+};
+
+/** Imports a stage module and returns its definition, checking its kind. */
+export async function loadStage(ref: StageRef, name: string): Promise<StageDefinition> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(ref.module);
+  } catch (cause) {
+    throw new ConfigError(`Cannot load stage "${name}": ${ref.module} did not import`, { cause });
+  }
+  const def = mod[ref.export] as StageDefinition | undefined;
+  if (!def || typeof def !== "object" || !("kind" in def)) {
+    throw new ConfigError(`Cannot load stage "${name}": ${ref.module} has no definition "${ref.export}"`);
+  }
+  if (def.kind !== ref.kind) {
+    throw new ConfigError(`Cannot use stage "${name}": it is a ${def.kind}, used as a ${ref.kind}`);
+  }
+  return def;
+}
+
+function resolve(
+  node: Node,
+  def: StageDefinition,
+  defaults: StageOptions,
+  partitions: number,
+): Resolved {
+  const o = { ...DEFAULTS, ...defaults, ...node.ref.options, ...node.options };
+  const where = `Cannot configure stage "${node.name}"`;
+  const positive = ["capacity", "batchSize", "maxRestarts", "withinMs", "tickMs"] as const;
+  for (const key of positive) {
+    if (!Number.isFinite(o[key]) || o[key] < 1) {
+      throw new ConfigError(`${where}: options.${key}: must be a positive number, got ${o[key]}`);
+    }
+  }
+  if (!Number.isInteger(o.parallelism) || o.parallelism < 1 || o.parallelism > partitions) {
+    throw new ConfigError(`${where}: options.parallelism: must be an integer within 1..${partitions}`);
+  }
+  if (def.kind === "source" && o.parallelism !== 1 && !node.options.parallelism) o.parallelism = 1;
+  return {
+    ...o,
+    permissions: o.permissions ?? def.permissions ?? "none",
+    stateful: def.stateful ?? false,
+  };
+}
+
+/** Validates every node and fuses chains: the whole plan, before any worker starts. */
+export async function compile(
+  nodes: Node[],
+  edges: Edge[],
+  defaults: StageOptions,
+  partitions: number,
+): Promise<Plan> {
+  const defs = new Map<number, StageDefinition>();
+  const resolved = new Map<number, Resolved>();
+  for (const node of nodes) {
+    const def = await loadStage(node.ref, node.name || node.ref.export);
+    if (!node.name) {
+      node.name = def.name;
+      for (let i = 2; nodes.some((n) => n !== node && n.name === node.name); i++) node.name = `${def.name}${i}`;
+    }
+    parseConfig(def, node.name, node.ref.config);
+    defs.set(node.id, def);
+    resolved.set(node.id, resolve(node, def, defaults, partitions));
+  }
+  const outs = (id: number) => edges.filter((e) => e.from === id);
+  const ins = (id: number) => edges.filter((e) => e.to === id);
+  for (const node of nodes) {
+    const kind = defs.get(node.id)!.kind;
+    if (kind !== "source" && ins(node.id).length === 0) {
+      throw new ConfigError(`Cannot build pipeline: stage "${node.name}" has no input`);
+    }
+    if (kind !== "sink" && outs(node.id).filter((e) => e.side === "").length === 0) {
+      throw new ConfigError(`Cannot build pipeline: stage "${node.name}" has no downstream sink`);
+    }
+  }
+  const fusable = (e: Edge): boolean => {
+    const a = resolved.get(e.from)!, b = resolved.get(e.to)!;
+    return !e.keyed && e.side === "" && outs(e.from).length === 1 && ins(e.to).length === 1 &&
+      a.fuse && b.fuse && !a.stateful && !b.stateful && a.parallelism === b.parallelism;
+  };
+  const groupOf = new Map<number, Group>();
+  const groups: Group[] = [];
+  for (const node of nodes) {
+    const inbound = ins(node.id);
+    if (inbound.length === 1 && fusable(inbound[0]!)) continue; // joins its upstream's group
+    const chain = [node];
+    for (let cur = node;;) {
+      const next = outs(cur.id);
+      if (next.length !== 1 || !fusable(next[0]!)) break;
+      cur = nodes.find((n) => n.id === next[0]!.to)!;
+      chain.push(cur);
+    }
+    const options = resolved.get(node.id)!;
+    const group: Group = {
+      id: chain.map((n) => n.name).join("+"),
+      nodes: chain,
+      specs: chain.map((n) => {
+        const r = resolved.get(n.id)!;
+        return {
+          stage: n.name,
+          kind: n.ref.kind,
+          module: n.ref.module,
+          export: n.ref.export,
+          config: n.ref.config,
+          maxRetries: r.maxRetries,
+          tickMs: r.tickMs,
+          permissions: r.permissions,
+        };
+      }),
+      options,
+      parallelism: options.parallelism,
+      assignment: [],
+    };
+    for (const n of chain) groupOf.set(n.id, group);
+    groups.push(group);
+  }
+  const groupEdges: GroupEdge[] = [];
+  for (const e of edges) {
+    const from = groupOf.get(e.from)!, to = groupOf.get(e.to)!;
+    if (from === to) continue;
+    const mode = e.keyed ? "hash" : from.parallelism === to.parallelism && to.nodes[0]!.id === e.to &&
+        !to.options.stateful
+      ? "forward"
+      : "round";
+    groupEdges.push({ id: `${from.id}->${to.id}${e.side ? `:${e.side}` : ""}`, from, to, mode, side: e.side });
+  }
+  return { groups, edges: groupEdges };
+}

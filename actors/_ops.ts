@@ -1,0 +1,371 @@
+// Stage instances inside a task: each wraps a definition's instance with its context, counters,
+// per-record retries and dead-lettering. Ops form a chain (operator fusion); the last one hands
+// records to the task's outputs.
+import { KeyedState } from "./keyed_state.ts";
+import { partitionOf } from "./partitioner.ts";
+import type { StreamRecord } from "./record.ts";
+import type { ProcessorInstance, SinkInstance, StageContext } from "./stage.ts";
+import { type ErrorInfo, toErrorInfo } from "./errors.ts";
+import {
+  type DeadLetter,
+  LATENCY_BUCKETS,
+  type StageCounters,
+  type StageSpec,
+  type StateSnapshot,
+} from "./_protocol.ts";
+import { Token } from "./_token.ts";
+
+/** A failure in a stage hook other than `process` (those are retried and dead-lettered). */
+export class HookFailure extends Error {
+  constructor(readonly stage: string, override readonly cause: unknown) {
+    super(String((cause as Error)?.message ?? cause));
+  }
+}
+
+/** Runs a hook, attributing any throw to its stage. */
+export async function guard<T>(stage: string, fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof HookFailure) throw error;
+    throw new HookFailure(stage, error);
+  }
+}
+
+/** Where an op sends its output. */
+export interface Downstream {
+  run(records: StreamRecord<unknown>[], token: Token): Promise<void>;
+  watermark(wm: number): Promise<void>;
+  tick(now: number): Promise<void>;
+  flush(): Promise<void>;
+}
+
+/** What ops need from their task. */
+export interface TaskServices {
+  readonly instance: number;
+  readonly parallelism: number;
+  readonly partitions: number;
+  readonly signal: AbortSignal;
+  watermark(): number;
+  deadLetter(entries: DeadLetter[], token: Token): void;
+  side(name: string, records: StreamRecord<unknown>[], token: Token): boolean;
+}
+
+/** Fresh zeroed counters. */
+export function newCounters(): StageCounters {
+  return {
+    in: 0,
+    out: 0,
+    failed: 0,
+    deadLettered: 0,
+    mailbox: 0,
+    credits: 0,
+    batches: 0,
+    latencyMs: 0,
+    latency: LATENCY_BUCKETS.map(() => 0),
+  };
+}
+
+function observe(counters: StageCounters, ms: number): void {
+  counters.batches++;
+  counters.latencyMs += ms;
+  const i = LATENCY_BUCKETS.findIndex((b) => ms <= b);
+  counters.latency[i]!++;
+}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return typeof (x as { then?: unknown } | null)?.then === "function";
+}
+
+/** The context object a stage's hooks see, with the buffers the op drains. */
+export class Context implements StageContext<unknown> {
+  readonly stage: string;
+  readonly #services: TaskServices;
+  readonly keyedStates = new Map<string, KeyedState<unknown>>();
+  /** Records emitted by the hook now running. */
+  out: StreamRecord<unknown>[] = [];
+  /** Side-output and dead-letter requests from the hook now running. */
+  side: [string, StreamRecord<unknown>][] = [];
+  dead: [StreamRecord<unknown>, ErrorInfo][] = [];
+
+  constructor(stage: string, services: TaskServices) {
+    this.stage = stage;
+    this.#services = services;
+  }
+  get instance(): number {
+    return this.#services.instance;
+  }
+  get parallelism(): number {
+    return this.#services.parallelism;
+  }
+  get partitions(): number {
+    return this.#services.partitions;
+  }
+  get watermark(): number {
+    return this.#services.watermark();
+  }
+  get signal(): AbortSignal {
+    return this.#services.signal;
+  }
+  now(): number {
+    return Date.now();
+  }
+  emit(record: StreamRecord<unknown>): void {
+    this.out.push(record);
+  }
+  emitTo(output: string, record: StreamRecord<unknown>): void {
+    this.side.push([output, record]);
+  }
+  deadLetter(record: StreamRecord<unknown>, reason: string | Error): void {
+    this.dead.push([record, toErrorInfo(typeof reason === "string" ? new Error(reason) : reason)]);
+  }
+  keyed<V>(name = "default"): KeyedState<V> {
+    let state = this.keyedStates.get(name);
+    if (!state) {
+      state = new KeyedState<unknown>(this.#services.partitions);
+      this.keyedStates.set(name, state);
+    }
+    return state as KeyedState<V>;
+  }
+  partitionOf(key: string): number {
+    return partitionOf(key, this.#services.partitions);
+  }
+}
+
+/** Base of processor and sink ops: counters, context, dead letters and side outputs. */
+abstract class Op implements Downstream {
+  readonly spec: StageSpec;
+  readonly ctx: Context;
+  readonly counters = newCounters();
+  protected readonly services: TaskServices;
+
+  constructor(spec: StageSpec, services: TaskServices) {
+    this.spec = spec;
+    this.services = services;
+    this.ctx = new Context(spec.stage, services);
+  }
+
+  abstract run(records: StreamRecord<unknown>[], token: Token): Promise<void>;
+  abstract watermark(wm: number): Promise<void>;
+  abstract tick(now: number): Promise<void>;
+  abstract flush(): Promise<void>;
+  abstract close(): Promise<void>;
+
+  /** Moves side outputs and dead letters requested by a hook to the task, tied to `token`. */
+  protected settle(token: Token, failed: [StreamRecord<unknown>, ErrorInfo, number][] = []): void {
+    const dead: DeadLetter[] = failed.map(([record, error, attempts]) => this.#entry(record, error, attempts));
+    for (const [record, error] of this.ctx.dead) dead.push(this.#entry(record, error, 1));
+    this.ctx.dead = [];
+    const bySide = new Map<string, StreamRecord<unknown>[]>();
+    for (const [name, record] of this.ctx.side) {
+      const list = bySide.get(name) ?? [];
+      list.push(record);
+      bySide.set(name, list);
+    }
+    this.ctx.side = [];
+    for (const [name, records] of bySide) {
+      if (!this.services.side(name, records, token)) {
+        const error = { code: "E_SIDE_OUTPUT", message: `side output "${name}" is not wired` };
+        for (const record of records) dead.push(this.#entry(record, error, 1));
+      }
+    }
+    if (dead.length > 0) {
+      this.counters.deadLettered += dead.length;
+      this.services.deadLetter(dead, token);
+    }
+  }
+
+  #entry(record: StreamRecord<unknown>, error: ErrorInfo, attempts: number): DeadLetter {
+    return { record, error, stage: this.spec.stage, instance: this.services.instance, attempts, at: Date.now() };
+  }
+
+  /** Keyed and extra state, for the given partitions (all when null). */
+  snapshot(partitions: number[] | null, drop: boolean): StateSnapshot {
+    const keyed: StateSnapshot["keyed"] = {};
+    for (const [name, state] of this.ctx.keyedStates) {
+      keyed[name] = state.snapshot(partitions ?? undefined);
+      if (drop && partitions) state.drop(partitions);
+    }
+    return { keyed, extra: this.extraSnapshot() };
+  }
+
+  protected extraSnapshot(): unknown {
+    return undefined;
+  }
+
+  /** Adds state moved here from another instance. */
+  async restore(snapshot: StateSnapshot): Promise<void> {
+    for (const [name, entries] of Object.entries(snapshot.keyed)) {
+      this.ctx.keyed(name).restore(entries);
+    }
+    await this.restoreExtra(snapshot.extra);
+  }
+
+  protected async restoreExtra(_extra: unknown): Promise<void> {}
+}
+
+/** A processor instance in a chain. */
+export class ProcessorOp extends Op {
+  readonly #hooks: ProcessorInstance<unknown, unknown>;
+  readonly #next: Downstream;
+
+  constructor(spec: StageSpec, services: TaskServices, hooks: ProcessorInstance<unknown, unknown>, next: Downstream) {
+    super(spec, services);
+    this.#hooks = hooks;
+    this.#next = next;
+  }
+
+  /** Takes what the hook emitted plus its return value. */
+  #collect(result: unknown): StreamRecord<unknown>[] {
+    const out = this.ctx.out;
+    this.ctx.out = [];
+    if (result === undefined || result === null) return out;
+    if (Array.isArray(result)) {
+      for (const r of result) out.push(r as StreamRecord<unknown>);
+    } else out.push(result as StreamRecord<unknown>);
+    return out;
+  }
+
+  async run(records: StreamRecord<unknown>[], token: Token): Promise<void> {
+    const started = performance.now();
+    this.counters.in += records.length;
+    const before = this.#hooks.beforeBatch;
+    if (before) await guard(this.spec.stage, () => before.call(this.#hooks, records, this.ctx));
+    let out: StreamRecord<unknown>[] = [];
+    const failed: [StreamRecord<unknown>, ErrorInfo, number][] = [];
+    for (const record of records) {
+      for (let attempt = 1;; attempt++) {
+        try {
+          let result = this.#hooks.process(record, this.ctx);
+          if (isThenable(result)) result = await result;
+          const emitted = this.#collect(result);
+          if (out.length === 0) out = emitted;
+          else for (const r of emitted) out.push(r);
+          break;
+        } catch (error) {
+          this.ctx.out = [];
+          this.counters.failed++;
+          if (attempt > this.spec.maxRetries) {
+            failed.push([record, toErrorInfo(error), attempt]);
+            break;
+          }
+        }
+      }
+    }
+    this.settle(token, failed);
+    this.counters.out += out.length;
+    observe(this.counters, performance.now() - started);
+    if (out.length > 0) await this.#next.run(out, token);
+  }
+
+  async #fromHook(call: () => unknown): Promise<void> {
+    const token = new Token();
+    const out = this.#collect(await guard(this.spec.stage, call));
+    this.settle(token);
+    this.counters.out += out.length;
+    if (out.length > 0) await this.#next.run(out, token);
+    token.release();
+  }
+
+  async watermark(wm: number): Promise<void> {
+    const hook = this.#hooks.onWatermark;
+    if (hook) await this.#fromHook(() => hook.call(this.#hooks, wm, this.ctx));
+    await this.#next.watermark(wm);
+  }
+
+  async tick(now: number): Promise<void> {
+    const hook = this.#hooks.onTick;
+    if (hook) await this.#fromHook(() => hook.call(this.#hooks, now, this.ctx));
+    await this.#next.tick(now);
+  }
+
+  async flush(): Promise<void> {
+    const hook = this.#hooks.flush;
+    if (hook) await this.#fromHook(() => hook.call(this.#hooks, this.ctx));
+    await this.#next.flush();
+  }
+
+  get hasTick(): boolean {
+    return typeof this.#hooks.onTick === "function";
+  }
+
+  protected override extraSnapshot(): unknown {
+    return this.#hooks.snapshot?.(this.ctx);
+  }
+
+  protected override async restoreExtra(extra: unknown): Promise<void> {
+    if (extra !== undefined) await this.#hooks.restore?.(extra, this.ctx);
+  }
+
+  async close(): Promise<void> {
+    await this.#hooks.close?.(this.ctx);
+  }
+}
+
+/** A sink instance at the end of a chain. */
+export class SinkOp extends Op {
+  readonly #hooks: SinkInstance<unknown>;
+
+  constructor(spec: StageSpec, services: TaskServices, hooks: SinkInstance<unknown>) {
+    super(spec, services);
+    this.#hooks = hooks;
+  }
+
+  async #write(records: StreamRecord<unknown>[]): Promise<void> {
+    await this.#hooks.write(records, this.ctx as StageContext<never>);
+  }
+
+  async run(records: StreamRecord<unknown>[], token: Token): Promise<void> {
+    const started = performance.now();
+    this.counters.in += records.length;
+    const failed: [StreamRecord<unknown>, ErrorInfo, number][] = [];
+    let attempt = 0;
+    for (;;) {
+      try {
+        await this.#write(records);
+        break;
+      } catch (error) {
+        attempt++;
+        this.counters.failed++;
+        if (this.services.signal.aborted) throw new HookFailure(this.spec.stage, error);
+        if ((error as { code?: string }).code === "E_RETRIABLE") {
+          await backoff(attempt);
+          continue;
+        }
+        if (attempt <= this.spec.maxRetries) {
+          await backoff(attempt);
+          continue;
+        }
+        // Isolate the bad records: write one by one, dead-letter those that still fail.
+        for (const record of records) {
+          try {
+            await this.#write([record]);
+          } catch (e) {
+            failed.push([record, toErrorInfo(e), attempt + 1]);
+          }
+        }
+        break;
+      }
+    }
+    this.settle(token, failed);
+    this.counters.out += records.length - failed.length;
+    observe(this.counters, performance.now() - started);
+  }
+
+  async watermark(): Promise<void> {}
+  async tick(): Promise<void> {}
+
+  async flush(): Promise<void> {
+    await guard(this.spec.stage, () => this.#hooks.flush?.(this.ctx as StageContext<never>));
+  }
+
+  async close(): Promise<void> {
+    await this.#hooks.close?.(this.ctx as StageContext<never>);
+  }
+}
+
+/** Exponential backoff with full jitter, capped at 5 s. */
+export function backoff(attempt: number, baseMs = 20, maxMs = 5000): Promise<void> {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20));
+  return new Promise((resolve) => setTimeout(resolve, ceiling / 2 + Math.random() * ceiling / 2));
+}

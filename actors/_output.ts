@@ -1,0 +1,132 @@
+// The output side of a task: routes records to the senders of each outgoing edge.
+import { partitionOf } from "./partitioner.ts";
+import type { StreamRecord } from "./record.ts";
+import type { RouteSpec } from "./_protocol.ts";
+import { Sender } from "./_sender.ts";
+import type { Token } from "./_token.ts";
+
+/** One outgoing edge of a task: a router over one sender per downstream instance. */
+export class OutEdge {
+  readonly spec: RouteSpec;
+  readonly senders = new Map<number, Sender>();
+  readonly #instance: number;
+  readonly #partitions: number;
+  #assignment: number[];
+  #round = 0;
+  #paused = false;
+  #held: [StreamRecord<unknown>, Token][] = [];
+  #resumeWaiters: (() => void)[] = [];
+  #lastWatermark = -Infinity;
+
+  constructor(spec: RouteSpec, instance: number, partitions: number) {
+    this.spec = spec;
+    this.#instance = instance;
+    this.#partitions = partitions;
+    this.#assignment = spec.assignment;
+    for (const [to, port] of spec.ports) this.connect(to, port);
+  }
+
+  /** Adds (or replaces, replaying unacked batches) the channel to downstream instance `to`. */
+  connect(to: number, port: MessagePort): void {
+    const existing = this.senders.get(to);
+    if (existing) existing.reconnect(port);
+    else {
+      const { capacity, batchSize, lingerMs } = this.spec;
+      const sender = new Sender(port, capacity, batchSize, lingerMs);
+      this.senders.set(to, sender);
+      sender.watermark(this.#lastWatermark);
+    }
+  }
+
+  #target(record: StreamRecord<unknown>): Sender {
+    let to: number;
+    if (this.spec.mode === "forward") to = this.#instance;
+    else if (this.spec.mode === "hash") {
+      const key = record.key ?? "";
+      to = this.#assignment[partitionOf(key, this.#partitions)] ?? 0;
+    } else {
+      const ids = [...this.senders.keys()];
+      to = ids[this.#round++ % ids.length]!;
+    }
+    const sender = this.senders.get(to);
+    if (!sender) throw new Error(`Cannot route record: no channel to instance ${to} on ${this.spec.edge}`);
+    return sender;
+  }
+
+  /** Routes records; the token is held until each is acked downstream. */
+  push(records: StreamRecord<unknown>[], token: Token): void {
+    if (this.#paused) {
+      for (const r of records) {
+        this.#held.push([r, token]);
+        token.hold();
+      }
+      return;
+    }
+    for (const r of records) this.#target(r).push(r, token);
+  }
+
+  /** Resolves when no sealed batch waits for credit and the edge is not paused. */
+  async ready(): Promise<void> {
+    while (this.#paused) await new Promise<void>((r) => this.#resumeWaiters.push(r));
+    await Promise.all([...this.senders.values()].map((s) => s.ready()));
+  }
+
+  /** Seals every open batch. */
+  seal(): void {
+    for (const s of this.senders.values()) s.seal();
+  }
+
+  /** Stops routing and waits until everything sent is acked. */
+  async pause(): Promise<void> {
+    this.#paused = true;
+    await Promise.all([...this.senders.values()].map((s) => s.drained()));
+  }
+
+  /** Resumes with a new assignment and channels added or removed, routing what was held. */
+  resume(assignment: number[], add: [number, MessagePort][], remove: number[]): void {
+    this.#assignment = assignment;
+    for (const to of remove) {
+      this.senders.get(to)?.close();
+      this.senders.delete(to);
+    }
+    for (const [to, port] of add) this.connect(to, port);
+    this.#paused = false;
+    const held = this.#held;
+    this.#held = [];
+    for (const [r, token] of held) {
+      this.#target(r).push(r, token);
+      token.release();
+    }
+    const waiters = this.#resumeWaiters;
+    this.#resumeWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Sends a watermark on every channel. */
+  watermark(wm: number): void {
+    this.#lastWatermark = Math.max(this.#lastWatermark, wm);
+    for (const s of this.senders.values()) s.watermark(wm);
+  }
+
+  /** Ends every channel. */
+  end(): void {
+    for (const s of this.senders.values()) s.end();
+  }
+
+  /** Resolves when every channel's batches are acked. */
+  async drained(): Promise<void> {
+    await Promise.all([...this.senders.values()].map((s) => s.drained()));
+  }
+
+  /** Free credits summed over channels. */
+  get credits(): number {
+    let n = 0;
+    for (const s of this.senders.values()) n += s.credits;
+    return n;
+  }
+
+  /** Closes every channel. */
+  close(): void {
+    for (const s of this.senders.values()) s.close();
+  }
+}

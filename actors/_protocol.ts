@@ -1,0 +1,126 @@
+// Messages between the supervisor (main thread) and task hosts, and between tasks over channels.
+import type { StreamRecord } from "./record.ts";
+import type { ErrorInfo } from "./errors.ts";
+import type { StagePermissions } from "./stage.ts";
+
+/** One stage of a task's fused chain. */
+export interface StageSpec {
+  stage: string;
+  kind: "source" | "processor" | "sink";
+  module: string;
+  export: string;
+  config: unknown;
+  maxRetries: number;
+  tickMs: number;
+  permissions?: StagePermissions;
+}
+
+/** Routing of an output edge. */
+export interface RouteSpec {
+  edge: string;
+  /** "forward": instance i → i; "hash": by key partition; "round": round robin. */
+  mode: "forward" | "hash" | "round";
+  /** partition → instance, for "hash". */
+  assignment: number[];
+  /** Downstream instances that exist: instance index → port. */
+  ports: [number, MessagePort][];
+  capacity: number;
+  batchSize: number;
+  lingerMs: number;
+  /** Side output name this edge carries ("" for the main output). */
+  side: string;
+}
+
+/** One input channel. */
+export interface InputSpec {
+  edge: string;
+  from: number;
+  port: MessagePort;
+  /** Watermark the input starts at (so a new channel does not hold time back). */
+  watermark: number;
+}
+
+/** Everything a task host needs to start. */
+export interface TaskInit {
+  t: "init";
+  task: string;
+  instance: number;
+  parallelism: number;
+  partitions: number;
+  owned: number[];
+  chain: StageSpec[];
+  inputs: InputSpec[];
+  outputs: RouteSpec[];
+  heartbeatMs: number;
+  idleTimeoutMs: number;
+  /** Keyed-state snapshot to restore before processing (per stage name). */
+  restore?: Record<string, StateSnapshot>;
+  /** Clock offset used by tests (ms added to Date.now()). */
+  source?: { outOfOrdernessMs: number; batchSize: number };
+}
+
+/** Keyed state of a stage: per state name, the partition snapshots; plus the extra hook state. */
+export interface StateSnapshot {
+  keyed: Record<string, [number, [string, unknown][]][]>;
+  extra?: unknown;
+}
+
+/** Counters one stage instance reports. */
+export interface StageCounters {
+  in: number;
+  out: number;
+  failed: number;
+  deadLettered: number;
+  mailbox: number;
+  credits: number;
+  batches: number;
+  latencyMs: number;
+  /** Histogram bucket counts of batch latency, bounds in {@linkcode LATENCY_BUCKETS}. */
+  latency: number[];
+}
+
+/** Upper bounds (ms) of the batch latency histogram buckets. */
+export const LATENCY_BUCKETS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, Infinity];
+
+/** A dead-letter entry: the original record, the reason, and where and when it failed. */
+export interface DeadLetter {
+  record: StreamRecord<unknown>;
+  error: ErrorInfo;
+  stage: string;
+  instance: number;
+  attempts: number;
+  at: number;
+}
+
+/** Control, supervisor → task. */
+export type ToTask =
+  | TaskInit
+  | { t: "connectOut"; edge: string; to: number; port: MessagePort }
+  | { t: "connectIn"; edge: string; from: number; port: MessagePort; watermark: number }
+  | { t: "dropIn"; edge: string; from: number }
+  | { t: "pause"; edge: string; id: number }
+  | { t: "resume"; edge: string; assignment: number[]; add: [number, MessagePort][]; remove: number[] }
+  | { t: "snapshot"; id: number; partitions: number[] | null; drop: boolean }
+  | { t: "restore"; id: number; state: Record<string, StateSnapshot>; owned: number[] }
+  | { t: "retire"; id: number }
+  | { t: "stop" }
+  | { t: "kill" }
+  | { t: "dlqAck"; id: number; error?: ErrorInfo };
+
+/** Control, task → supervisor. */
+export type FromTask =
+  | { t: "ready" }
+  | { t: "hb"; counters: Record<string, StageCounters>; watermark: number }
+  | { t: "error"; error: ErrorInfo; stage: string; instance: number; record?: StreamRecord<unknown> }
+  | { t: "dlq"; id: number; entries: DeadLetter[] }
+  | { t: "reply"; id: number; state?: Record<string, StateSnapshot> }
+  | { t: "done"; counters: Record<string, StageCounters> };
+
+/** Data plane, sender → receiver. */
+export type ToReceiver =
+  | { t: "b"; seq: number; records: StreamRecord<unknown>[] }
+  | { t: "w"; wm: number }
+  | { t: "eos" };
+
+/** Data plane, receiver → sender. */
+export type ToSender = { t: "a"; seq: number };

@@ -1,0 +1,479 @@
+// The supervisor tree of a running pipeline: root (this class) → one supervisor per stage group
+// (restart intensity, strategy, backoff) → task instances. It wires channels, watches heartbeats,
+// restarts and replays, rescales keyed stages and drains on stop.
+import { assignPartitions } from "./partitioner.ts";
+import { PipelineError } from "./errors.ts";
+import type { DeadLetterSink } from "./dead_letter.ts";
+import type { Group, GroupEdge, Plan } from "./_graph.ts";
+import type { FromTask, InputSpec, RouteSpec, StageCounters, StateSnapshot, ToTask } from "./_protocol.ts";
+import { assertUnstableFlags, inlineHost, type TaskHost, workerHost } from "./_host.ts";
+
+/** Runtime settings taken from the pipeline options. */
+export interface RuntimeOptions {
+  name: string;
+  mode: "workers" | "inline";
+  partitions: number;
+  heartbeatMs: number;
+  startTimeoutMs: number;
+  stopTimeoutMs: number;
+  deadLetters: DeadLetterSink;
+  outOfOrdernessMs: number;
+  signals: boolean;
+}
+
+interface Instance {
+  group: Group;
+  index: number;
+  host: TaskHost;
+  ready: boolean;
+  done: boolean;
+  dead: boolean;
+  startedAt: number;
+  lastHb: number;
+  failedAt?: number;
+  counters: Record<string, StageCounters>;
+  owned: number[];
+}
+
+/** What a finished run reports. */
+export interface RunSummary {
+  /** Per stage: counters summed over instances. */
+  stages: Record<string, StageCounters & { restarts: number }>;
+  /** Restart latencies (failure detected → replacement ready), in ms. */
+  restartLatencies: number[];
+}
+
+export class Runtime {
+  readonly #plan: Plan;
+  readonly #o: RuntimeOptions;
+  readonly #instances = new Map<Group, Instance[]>();
+  readonly #restartTimes = new Map<Group, number[]>();
+  readonly #restarts = new Map<string, number>();
+  readonly #replies = new Map<number, (m: FromTask & { t: "reply" }) => void>();
+  readonly #latencies: number[] = [];
+  readonly #lastCounters = new Map<string, Map<number, StageCounters>>();
+  #reqId = 0;
+  #monitor: ReturnType<typeof setInterval> | undefined;
+  #resolve!: (s: RunSummary) => void;
+  #reject!: (e: Error) => void;
+  #ended = false;
+  #stopping = false;
+  #busy: Promise<unknown> = Promise.resolve();
+  #onSignal = () => void this.stop();
+
+  constructor(plan: Plan, options: RuntimeOptions) {
+    this.#plan = plan;
+    this.#o = options;
+  }
+
+  /** Starts every task; resolves when all are done, rejects when a failure escalates to the root. */
+  start(): Promise<RunSummary> {
+    if (this.#o.mode === "workers") assertUnstableFlags();
+    const done = new Promise<RunSummary>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    for (const g of this.#plan.groups) {
+      const keyed = this.#plan.edges.some((e) => e.to === g && e.mode === "hash");
+      g.assignment = keyed ? assignPartitions(this.#o.partitions, g.parallelism) : [];
+      this.#instances.set(g, []);
+    }
+    for (const g of this.#plan.groups) {
+      for (let i = 0; i < g.parallelism; i++) this.#spawn(g, i);
+    }
+    this.#monitor = setInterval(() => this.#watch(), this.#o.heartbeatMs);
+    if (this.#o.signals) {
+      Deno.addSignalListener("SIGINT", this.#onSignal);
+      Deno.addSignalListener("SIGTERM", this.#onSignal);
+    }
+    return done;
+  }
+
+  #live(g: Group): Instance[] {
+    return (this.#instances.get(g) ?? []).filter((x) => !x.dead);
+  }
+
+  #connected(e: GroupEdge, a: number, b: number): boolean {
+    return e.mode !== "forward" || a === b;
+  }
+
+  #ownedBy(g: Group, index: number): number[] {
+    const owned: number[] = [];
+    g.assignment.forEach((owner, p) => owner === index && owned.push(p));
+    return owned;
+  }
+
+  /** Starts instance `index` of `g`, wiring channels to every live neighbour. */
+  #spawn(g: Group, index: number, restore?: Record<string, StateSnapshot>): Instance {
+    const transfer: Transferable[] = [];
+    const inputs: InputSpec[] = [];
+    for (const e of this.#plan.edges.filter((x) => x.to === g)) {
+      for (const up of this.#live(e.from)) {
+        if (!this.#connected(e, up.index, index) || up.done) continue;
+        const ch = new MessageChannel();
+        inputs.push({ edge: e.id, from: up.index, port: ch.port2, watermark: -Infinity });
+        transfer.push(ch.port2);
+        if (up.ready || !up.dead) up.host.post({ t: "connectOut", edge: e.id, to: index, port: ch.port1 }, [ch.port1]);
+      }
+    }
+    const outputs: RouteSpec[] = [];
+    for (const e of this.#plan.edges.filter((x) => x.from === g)) {
+      const ports: [number, MessagePort][] = [];
+      const down = this.#live(e.to);
+      const targets = down.length > 0 ? down.map((d) => d.index) : [];
+      for (const b of targets) {
+        if (!this.#connected(e, index, b)) continue;
+        const ch = new MessageChannel();
+        ports.push([b, ch.port1]);
+        transfer.push(ch.port1);
+        const d = down.find((x) => x.index === b)!;
+        d.host.post({ t: "connectIn", edge: e.id, from: index, port: ch.port2, watermark: -Infinity }, [ch.port2]);
+      }
+      const o = e.to.options;
+      outputs.push({
+        edge: e.id,
+        mode: e.mode,
+        assignment: e.to.assignment,
+        ports,
+        capacity: o.capacity,
+        batchSize: g.options.batchSize,
+        lingerMs: g.options.lingerMs,
+        side: e.side,
+      });
+    }
+    const now = Date.now();
+    const inst: Instance = {
+      group: g,
+      index,
+      host: undefined as unknown as TaskHost,
+      ready: false,
+      done: false,
+      dead: false,
+      startedAt: now,
+      lastHb: now,
+      counters: {},
+      owned: this.#ownedBy(g, index),
+    };
+    const onMessage = (m: FromTask) => this.#onMessage(inst, m);
+    inst.host = this.#o.mode === "workers"
+      ? workerHost(`${g.id}#${index}`, g.specs, onMessage, (msg) => this.#failure(inst, "E_WORKER", msg, g.specs[0]!.stage))
+      : inlineHost(onMessage);
+    const list = this.#instances.get(g)!;
+    list[index] = inst;
+    const init: ToTask = {
+      t: "init",
+      task: g.id,
+      instance: index,
+      parallelism: g.parallelism,
+      partitions: this.#o.partitions,
+      owned: inst.owned,
+      chain: g.specs,
+      inputs,
+      outputs,
+      heartbeatMs: this.#o.heartbeatMs,
+      idleTimeoutMs: g.options.idleTimeoutMs,
+      restore,
+      source: { outOfOrdernessMs: this.#o.outOfOrdernessMs, batchSize: g.options.batchSize },
+    };
+    inst.host.post(init, transfer);
+    return inst;
+  }
+
+  #onMessage(inst: Instance, m: FromTask): void {
+    if (inst.dead) return;
+    switch (m.t) {
+      case "ready":
+        inst.ready = true;
+        inst.lastHb = Date.now();
+        if (inst.failedAt !== undefined) this.#latencies.push(Date.now() - inst.failedAt);
+        break;
+      case "hb":
+        inst.lastHb = Date.now();
+        inst.counters = m.counters;
+        break;
+      case "error":
+        this.#failure(inst, m.error.code, m.error.message, m.stage);
+        break;
+      case "dlq":
+        Promise.resolve(this.#o.deadLetters.write(m.entries)).then(
+          () => inst.host.post({ t: "dlqAck", id: m.id }),
+          (e) => inst.host.post({ t: "dlqAck", id: m.id, error: { code: "E_DLQ", message: String(e) } }),
+        );
+        break;
+      case "reply":
+        this.#replies.get(m.id)?.(m);
+        this.#replies.delete(m.id);
+        break;
+      case "done":
+        inst.done = true;
+        inst.counters = m.counters;
+        this.#maybeDone();
+        break;
+    }
+  }
+
+  #request(inst: Instance, message: ToTask & { id: number }): Promise<FromTask & { t: "reply" }> {
+    return new Promise((resolve) => {
+      this.#replies.set(message.id, resolve);
+      inst.host.post(message);
+    });
+  }
+
+  #watch(): void {
+    if (this.#o.mode !== "workers" || this.#ended) return;
+    const now = Date.now();
+    for (const list of this.#instances.values()) {
+      for (const inst of list) {
+        if (!inst || inst.dead || inst.done) continue;
+        if (inst.ready && now - inst.lastHb > 2 * this.#o.heartbeatMs + 50) {
+          this.#failure(inst, "E_HEARTBEAT", `missed heartbeats for ${now - inst.lastHb} ms (hung?)`, inst.group.specs[0]!.stage);
+        } else if (!inst.ready && now - inst.startedAt > this.#o.startTimeoutMs) {
+          this.#failure(inst, "E_START", `not ready after ${this.#o.startTimeoutMs} ms`, inst.group.specs[0]!.stage);
+        }
+      }
+    }
+  }
+
+  #failure(inst: Instance, code: string, message: string, stage: string): void {
+    if (inst.dead || this.#ended) return;
+    const g = inst.group;
+    const now = Date.now();
+    inst.dead = true;
+    inst.host.terminate();
+    this.#remember(inst);
+    const times = (this.#restartTimes.get(g) ?? []).filter((t) => now - t < g.options.withinMs);
+    times.push(now);
+    this.#restartTimes.set(g, times);
+    if (times.length > g.options.maxRestarts) {
+      const parts = inst.owned.length > 0 ? ` (partitions ${inst.owned.join(",")})` : "";
+      this.#fail(
+        new PipelineError(
+          `Cannot run pipeline "${this.#o.name}": stage "${stage}" instance ${inst.index}${parts} failed ` +
+            `${times.length} times within ${g.options.withinMs} ms; last cause ${code}: ${message}`,
+          { site: { stage, instance: inst.index, partitions: inst.owned } },
+        ),
+      );
+      return;
+    }
+    this.#restarts.set(stage, (this.#restarts.get(stage) ?? 0) + 1);
+    const victims = this.#victims(inst);
+    for (const v of victims) {
+      if (!v.dead) {
+        v.dead = true;
+        v.host.terminate();
+        this.#remember(v);
+      }
+    }
+    const delay = Math.min(5000, 10 * 2 ** (times.length - 1)) * (0.5 + Math.random() / 2);
+    setTimeout(() => {
+      if (this.#ended) return;
+      for (const v of victims) {
+        const fresh = this.#spawn(v.group, v.index);
+        fresh.failedAt = now;
+      }
+    }, delay);
+  }
+
+  /** Which instances restart, by the group's strategy, upstream first. */
+  #victims(inst: Instance): Instance[] {
+    const g = inst.group;
+    switch (g.options.strategy) {
+      case "one_for_one":
+        return [inst];
+      case "one_for_all":
+        return this.#instances.get(g)!.filter(Boolean);
+      case "rest_for_one": {
+        const after = this.#plan.groups.slice(this.#plan.groups.indexOf(g) + 1);
+        return [inst, ...after.flatMap((x) => this.#live(x).filter((i) => !i.done))];
+      }
+    }
+  }
+
+  #remember(inst: Instance): void {
+    for (const [stage, c] of Object.entries(inst.counters)) {
+      const byInstance = this.#lastCounters.get(stage) ?? new Map();
+      const prev = byInstance.get(inst.index);
+      byInstance.set(inst.index, prev ? sum([prev, c]) : c);
+      this.#lastCounters.set(stage, byInstance);
+    }
+    inst.counters = {};
+  }
+
+  #maybeDone(): void {
+    for (const list of this.#instances.values()) {
+      for (const inst of list) if (inst && !inst.dead && !inst.done) return;
+    }
+    this.#finish();
+    this.#resolve(this.summary());
+  }
+
+  #fail(error: Error): void {
+    if (this.#ended) return;
+    this.#finish();
+    this.#reject(error);
+  }
+
+  #finish(): void {
+    this.#ended = true;
+    clearInterval(this.#monitor);
+    for (const list of this.#instances.values()) {
+      for (const inst of list) {
+        if (!inst) continue;
+        if (!inst.dead) this.#remember(inst);
+        inst.host.terminate();
+      }
+    }
+    if (this.#o.signals) {
+      Deno.removeSignalListener("SIGINT", this.#onSignal);
+      Deno.removeSignalListener("SIGTERM", this.#onSignal);
+    }
+  }
+
+  /** Counters per stage, per instance, as last reported (restarted incarnations added up). */
+  counters(): Record<string, { instances: StageCounters[]; restarts: number }> {
+    const out: Record<string, { instances: StageCounters[]; restarts: number }> = {};
+    for (const g of this.#plan.groups) {
+      for (const spec of g.specs) {
+        const instances: StageCounters[] = [];
+        for (const inst of this.#instances.get(g) ?? []) {
+          if (!inst) continue;
+          const prior = this.#lastCounters.get(spec.stage)?.get(inst.index);
+          const live = inst.counters[spec.stage];
+          const parts = [prior, live].filter((c): c is StageCounters => c !== undefined);
+          if (parts.length > 0) instances[inst.index] = sum(parts);
+        }
+        out[spec.stage] = { instances, restarts: this.#restarts.get(spec.stage) ?? 0 };
+      }
+    }
+    return out;
+  }
+
+  /** The summary of a finished (or running) pipeline. */
+  summary(): RunSummary {
+    const stages: RunSummary["stages"] = {};
+    for (const [stage, { instances, restarts }] of Object.entries(this.counters())) {
+      stages[stage] = { ...sum(instances.filter(Boolean)), restarts };
+    }
+    return { stages, restartLatencies: [...this.#latencies] };
+  }
+
+  /** Sources stop, in-flight records drain; after `stopTimeoutMs` everything is terminated. */
+  async stop(): Promise<void> {
+    if (this.#ended || this.#stopping) return;
+    this.#stopping = true;
+    for (const g of this.#plan.groups) {
+      if (g.specs[0]!.kind !== "source") continue;
+      for (const inst of this.#live(g)) inst.host.post({ t: "stop" });
+    }
+    const deadline = Date.now() + this.#o.stopTimeoutMs;
+    while (!this.#ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (!this.#ended) {
+      this.#fail(new PipelineError(`Cannot stop pipeline "${this.#o.name}" in ${this.#o.stopTimeoutMs} ms: forced`));
+    }
+  }
+
+  /** Changes a stage's parallelism while records flow, moving keyed state with its partitions. */
+  scale(stage: string, n: number): Promise<void> {
+    const run = this.#busy.then(() => this.#scale(stage, n));
+    this.#busy = run.catch(() => {});
+    return run;
+  }
+
+  async #scale(stage: string, n: number): Promise<void> {
+    const g = this.#plan.groups.find((x) => x.specs.some((s) => s.stage === stage));
+    if (!g) throw new RangeError(`Cannot scale: no stage "${stage}"`);
+    if (!Number.isInteger(n) || n < 1 || n > this.#o.partitions) {
+      throw new RangeError(`Cannot scale "${stage}": parallelism ${n} is not within 1..${this.#o.partitions}`);
+    }
+    const ins = this.#plan.edges.filter((e) => e.to === g);
+    const outs = this.#plan.edges.filter((e) => e.from === g);
+    if ([...ins, ...outs].some((e) => e.mode === "forward") || g.specs[0]!.kind === "source") {
+      throw new RangeError(`Cannot scale "${stage}": it is fused or forward-wired to a neighbour`);
+    }
+    const oldN = g.parallelism;
+    if (n === oldN || this.#ended) return;
+    // 1. Stop routing into the stage and wait until everything sent to it is acked.
+    const ups = ins.flatMap((e) => this.#live(e.from).filter((u) => !u.done).map((u) => [e, u] as const));
+    await Promise.all(ups.map(([e, u]) => this.#request(u, { t: "pause", edge: e.id, id: ++this.#reqId })));
+    const hashed = g.assignment.length > 0;
+    const old = g.assignment;
+    const next = hashed ? assignPartitions(this.#o.partitions, n, old) : [];
+    g.parallelism = n;
+    g.assignment = next;
+    // 2. Start new instances (scale up).
+    for (let i = oldN; i < n; i++) this.#spawn(g, i);
+    const list = this.#instances.get(g)!;
+    while (list.slice(0, n).some((x) => !x.ready && !x.dead)) await new Promise((r) => setTimeout(r, 5));
+    // 3. Move keyed state: snapshot (and drop) at the old owner, restore at the new one.
+    if (hashed) {
+      for (let a = 0; a < oldN; a++) {
+        const moved = old.map((owner, p) => owner === a && next[p] !== a ? p : -1).filter((p) => p >= 0);
+        if (moved.length === 0) continue;
+        const reply = await this.#request(list[a]!, { t: "snapshot", id: ++this.#reqId, partitions: moved, drop: true });
+        for (let b = 0; b < n; b++) {
+          const part = splitState(reply.state ?? {}, (p) => next[p] === b);
+          await this.#request(list[b]!, { t: "restore", id: ++this.#reqId, state: part, owned: this.#ownedBy(g, b) });
+        }
+      }
+    }
+    // 4. Retire surplus instances (scale down).
+    const remove: number[] = [];
+    for (let i = n; i < oldN; i++) {
+      const inst = list[i]!;
+      remove.push(i);
+      if (!inst.dead) {
+        await this.#request(inst, { t: "retire", id: ++this.#reqId });
+        inst.dead = true;
+        this.#remember(inst);
+        inst.host.terminate();
+      }
+      for (const e of outs) {
+        for (const d of this.#live(e.to)) d.host.post({ t: "dropIn", edge: e.id, from: i });
+      }
+    }
+    list.length = n;
+    for (const inst of list) inst.owned = this.#ownedBy(g, inst.index);
+    // 5. Resume routing with the new map.
+    for (const [e, u] of ups) u.host.post({ t: "resume", edge: e.id, assignment: next, add: [], remove });
+  }
+}
+
+function splitState(
+  state: Record<string, StateSnapshot>,
+  keep: (partition: number) => boolean,
+): Record<string, StateSnapshot> {
+  const out: Record<string, StateSnapshot> = {};
+  for (const [stage, snap] of Object.entries(state)) {
+    const keyed: StateSnapshot["keyed"] = {};
+    for (const [name, parts] of Object.entries(snap.keyed)) keyed[name] = parts.filter(([p]) => keep(p));
+    out[stage] = { keyed };
+  }
+  return out;
+}
+
+/** Adds counters up (mailbox and credits are levels, summed too). */
+export function sum(list: StageCounters[]): StageCounters {
+  const total: StageCounters = {
+    in: 0,
+    out: 0,
+    failed: 0,
+    deadLettered: 0,
+    mailbox: 0,
+    credits: 0,
+    batches: 0,
+    latencyMs: 0,
+    latency: [],
+  };
+  for (const c of list) {
+    total.in += c.in;
+    total.out += c.out;
+    total.failed += c.failed;
+    total.deadLettered += c.deadLettered;
+    total.mailbox += c.mailbox;
+    total.credits += c.credits;
+    total.batches += c.batches;
+    total.latencyMs += c.latencyMs;
+    c.latency.forEach((v, i) => total.latency[i] = (total.latency[i] ?? 0) + v);
+  }
+  return total;
+}

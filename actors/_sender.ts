@@ -1,0 +1,178 @@
+// The sending half of a channel: batches records, spends credits, keeps batches until acked and
+// replays them, in order, over a new port when the receiver is restarted.
+import type { StreamRecord } from "./record.ts";
+import type { ToReceiver, ToSender } from "./_protocol.ts";
+import type { Token } from "./_token.ts";
+
+interface Pending {
+  seq: number;
+  records: StreamRecord<unknown>[];
+  tokens: Token[];
+}
+
+/** Sender side of one edge to one downstream instance. */
+export class Sender {
+  #port: MessagePort;
+  readonly #capacity: number;
+  readonly #batchSize: number;
+  readonly #lingerMs: number;
+  #seq = 0;
+  #open: StreamRecord<unknown>[] = [];
+  #openTokens = new Set<Token>();
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Sealed batches waiting for a credit. */
+  readonly #queue: Pending[] = [];
+  /** Sent, not yet acked: seq → batch. */
+  readonly #unacked = new Map<number, Pending>();
+  #waiters: (() => void)[] = [];
+  #idleWaiters: (() => void)[] = [];
+  #lastWatermark = -Infinity;
+  #ended = false;
+  /** Count of records sent (not counting replays). */
+  sent = 0;
+
+  constructor(port: MessagePort, capacity: number, batchSize: number, lingerMs: number) {
+    this.#port = port;
+    this.#capacity = capacity;
+    this.#batchSize = batchSize;
+    this.#lingerMs = lingerMs;
+    this.#listen();
+  }
+
+  #listen(): void {
+    this.#port.onmessage = (e: MessageEvent<ToSender>) => {
+      const batch = this.#unacked.get(e.data.seq);
+      if (!batch) return; // an ack from before a replay
+      this.#unacked.delete(e.data.seq);
+      for (const token of batch.tokens) token.release();
+      this.#pump();
+      if (this.#unacked.size === 0 && this.#queue.length === 0) {
+        const waiters = this.#idleWaiters;
+        this.#idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    };
+  }
+
+  /** Free credits: batches the receiver can still take. */
+  get credits(): number {
+    return this.#capacity - this.#unacked.size;
+  }
+
+  /** Batches sent and not yet acked. */
+  get inFlight(): number {
+    return this.#unacked.size;
+  }
+
+  /** Records held: open, queued and unacked. */
+  get held(): number {
+    let n = this.#open.length;
+    for (const b of this.#queue) n += b.records.length;
+    for (const b of this.#unacked.values()) n += b.records.length;
+    return n;
+  }
+
+  /** Adds a record to the open batch; the token is held until the batch carrying it is acked. */
+  push(record: StreamRecord<unknown>, token: Token): void {
+    this.#open.push(record);
+    if (!this.#openTokens.has(token)) {
+      this.#openTokens.add(token);
+      token.hold();
+    }
+    if (this.#open.length >= this.#batchSize) this.seal();
+    else if (this.#lingerTimer === undefined) {
+      this.#lingerTimer = setTimeout(() => this.seal(), this.#lingerMs);
+    }
+  }
+
+  /** Closes the open batch and sends what credits allow. */
+  seal(): void {
+    if (this.#lingerTimer !== undefined) {
+      clearTimeout(this.#lingerTimer);
+      this.#lingerTimer = undefined;
+    }
+    if (this.#open.length > 0) {
+      this.#queue.push({ seq: ++this.#seq, records: this.#open, tokens: [...this.#openTokens] });
+      this.#open = [];
+      this.#openTokens = new Set();
+    }
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#queue.length > 0 && this.credits > 0) {
+      const batch = this.#queue.shift()!;
+      this.#unacked.set(batch.seq, batch);
+      this.sent += batch.records.length;
+      this.#post({ t: "b", seq: batch.seq, records: batch.records });
+    }
+    if (this.#queue.length === 0) {
+      const waiters = this.#waiters;
+      this.#waiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  #post(message: ToReceiver): void {
+    this.#port.postMessage(message);
+  }
+
+  /** Resolves once no sealed batch waits for credit (the open batch may still linger). */
+  ready(): Promise<void> {
+    if (this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Forwards a watermark, in order behind the data already sent. */
+  watermark(wm: number): void {
+    if (wm <= this.#lastWatermark) return;
+    this.seal();
+    this.#lastWatermark = wm;
+    // Data waiting for credit must go first: watermarks never overtake records.
+    if (this.#queue.length === 0) this.#post({ t: "w", wm });
+    else void this.ready().then(() => this.#post({ t: "w", wm: this.#lastWatermark }));
+  }
+
+  /** Ends the stream after everything queued. */
+  end(): void {
+    this.#ended = true;
+    this.seal();
+    void this.ready().then(() => this.#post({ t: "eos" }));
+  }
+
+  /** Resolves when every batch sent has been acked. */
+  async drained(): Promise<void> {
+    this.seal();
+    if (this.#queue.length === 0 && this.#unacked.size === 0) return;
+    await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Switches to a new port (receiver restarted) and replays every unacked batch in order. */
+  reconnect(port: MessagePort): void {
+    this.#port.onmessage = null;
+    this.#port.close();
+    this.#port = port;
+    this.#listen();
+    const replay = [...this.#unacked.values()].sort((a, b) => a.seq - b.seq);
+    for (const batch of replay) this.#post({ t: "b", seq: batch.seq, records: batch.records });
+    if (this.#lastWatermark > -Infinity) this.#post({ t: "w", wm: this.#lastWatermark });
+    if (this.#ended && this.#queue.length === 0) this.#post({ t: "eos" });
+    this.#pump();
+  }
+
+  /** Takes back everything not yet acked (for re-routing), releasing nothing. */
+  takeAll(): { records: StreamRecord<unknown>[]; tokens: Token[] }[] {
+    this.seal();
+    const all = [...this.#unacked.values(), ...this.#queue].sort((a, b) => a.seq - b.seq);
+    this.#unacked.clear();
+    this.#queue.length = 0;
+    return all;
+  }
+
+  /** Stops listening and closes the port. */
+  close(): void {
+    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#port.onmessage = null;
+    this.#port.close();
+  }
+}

@@ -1,0 +1,502 @@
+// A task: one instance of a fused chain of stages, hosted in a worker (or inline on the main
+// thread). It owns the mailbox of its input channels, runs the chain one batch at a time, routes
+// output over its channels and answers the supervisor's control messages.
+import type { StreamRecord } from "./record.ts";
+import type { SourceBatch, SourceInstance, StageDefinition } from "./stage.ts";
+import { toErrorInfo } from "./errors.ts";
+import { parseConfig } from "./_config.ts";
+import type {
+  DeadLetter,
+  FromTask,
+  InputSpec,
+  StageCounters,
+  StateSnapshot,
+  TaskInit,
+  ToReceiver,
+  ToTask,
+} from "./_protocol.ts";
+import { OutEdge } from "./_output.ts";
+import {
+  Context,
+  type Downstream,
+  guard,
+  HookFailure,
+  newCounters,
+  ProcessorOp,
+  SinkOp,
+  type TaskServices,
+} from "./_ops.ts";
+import { Token } from "./_token.ts";
+
+/** Control endpoint of a task: a worker's global scope or one end of a MessageChannel. */
+export interface ControlPort {
+  postMessage(message: FromTask, transfer?: Transferable[]): void;
+}
+
+interface Input {
+  edge: string;
+  from: number;
+  port: MessagePort;
+  wm: number;
+  lastSeen: number;
+  ended: boolean;
+}
+
+type Work =
+  | { k: "batch"; input: Input; seq: number; records: StreamRecord<unknown>[] }
+  | { k: "wm"; input: Input; wm: number }
+  | { k: "eos"; input: Input }
+  | { k: "tick" }
+  | { k: "ctl"; run: () => Promise<void> };
+
+async function loadDefinition(module: string, name: string): Promise<StageDefinition> {
+  const mod = await import(module);
+  const def = mod[name] as StageDefinition | undefined;
+  if (!def || typeof def !== "object" || !("kind" in def)) {
+    throw new TypeError(`Cannot load stage: ${module} has no stage definition export "${name}"`);
+  }
+  return def;
+}
+
+/** Runs one task until it is done, fails or is stopped. */
+export class Task {
+  readonly #control: ControlPort;
+  #init!: TaskInit;
+  readonly #queue: Work[] = [];
+  #wake: (() => void) | undefined;
+  readonly #inputs: Input[] = [];
+  readonly #outputs: OutEdge[] = [];
+  readonly #ops: (ProcessorOp | SinkOp)[] = [];
+  #head!: Downstream;
+  #source: SourceInstance<unknown> | undefined;
+  #sourceCtx: Context | undefined;
+  readonly #sourceCounters: StageCounters = newCounters();
+  #sourceDone = false;
+  readonly #positions: { position: unknown; done: boolean }[] = [];
+  #ackChain: Promise<void> = Promise.resolve();
+  #maxTs = -Infinity;
+  #watermark = -Infinity;
+  readonly #kill = new AbortController();
+  readonly #pullStop = new AbortController();
+  #dlqSeq = 0;
+  readonly #dlqWaiting = new Map<number, Token>();
+  readonly #timers: ReturnType<typeof setInterval>[] = [];
+  #finished = false;
+  #failed = false;
+  #mailbox = 0;
+
+  constructor(control: ControlPort) {
+    this.#control = control;
+  }
+
+  /** Handles one control message from the supervisor. */
+  handle(msg: ToTask): void {
+    switch (msg.t) {
+      case "init":
+        this.#start(msg).catch((e) => this.#fail(e));
+        break;
+      case "connectOut":
+        this.#outputs.find((o) => o.spec.edge === msg.edge)?.connect(msg.to, msg.port);
+        break;
+      case "connectIn": {
+        const at = this.#inputs.findIndex((i) => i.edge === msg.edge && i.from === msg.from);
+        const old = at >= 0 ? this.#inputs.splice(at, 1)[0] : undefined;
+        old?.port.close();
+        const watermark = Math.max(old?.wm ?? -Infinity, msg.watermark);
+        this.#addInput({ edge: msg.edge, from: msg.from, port: msg.port, watermark });
+        break;
+      }
+      case "dropIn":
+        this.#enqueue({
+          k: "ctl",
+          run: async () => {
+            const i = this.#inputs.findIndex((x) => x.edge === msg.edge && x.from === msg.from);
+            if (i >= 0) this.#inputs.splice(i, 1)[0]!.port.close();
+            await this.#advance();
+            await this.#maybeFinish();
+          },
+        });
+        break;
+      case "pause": {
+        const edge = this.#outputs.find((o) => o.spec.edge === msg.edge);
+        void (edge ? edge.pause() : Promise.resolve()).then(() => this.#post({ t: "reply", id: msg.id }));
+        break;
+      }
+      case "resume":
+        this.#outputs.find((o) => o.spec.edge === msg.edge)?.resume(msg.assignment, msg.add, msg.remove);
+        break;
+      case "snapshot":
+        this.#enqueue({
+          k: "ctl",
+          run: () => {
+            const state: Record<string, StateSnapshot> = {};
+            for (const op of this.#ops) state[op.spec.stage] = op.snapshot(msg.partitions, msg.drop);
+            this.#post({ t: "reply", id: msg.id, state });
+            return Promise.resolve();
+          },
+        });
+        break;
+      case "restore":
+        this.#enqueue({
+          k: "ctl",
+          run: async () => {
+            await this.#restore(msg.state);
+            this.#init.owned = msg.owned;
+            this.#post({ t: "reply", id: msg.id });
+          },
+        });
+        break;
+      case "retire":
+        this.#enqueue({
+          k: "ctl",
+          run: async () => {
+            for (const o of this.#outputs) await o.drained();
+            await this.#close();
+            this.#post({ t: "reply", id: msg.id });
+          },
+        });
+        break;
+      case "kill":
+        this.kill();
+        break;
+      case "stop":
+        this.#sourceDone = true;
+        this.#pullStop.abort();
+        this.#wake?.();
+        break;
+      case "dlqAck": {
+        const token = this.#dlqWaiting.get(msg.id);
+        this.#dlqWaiting.delete(msg.id);
+        if (msg.error) this.#fail(new HookFailure("dead-letter", new Error(msg.error.message)));
+        else token?.release();
+        break;
+      }
+    }
+  }
+
+  #post(message: FromTask): void {
+    this.#control.postMessage(message);
+  }
+
+  #services(): TaskServices {
+    return {
+      instance: this.#init.instance,
+      parallelism: this.#init.parallelism,
+      partitions: this.#init.partitions,
+      signal: this.#kill.signal,
+      watermark: () => this.#watermark,
+      deadLetter: (entries: DeadLetter[], token: Token) => {
+        const id = ++this.#dlqSeq;
+        token.hold();
+        this.#dlqWaiting.set(id, token);
+        this.#post({ t: "dlq", id, entries });
+      },
+      side: (name, records, token) => {
+        const edges = this.#outputs.filter((o) => o.spec.side === name);
+        for (const e of edges) e.push(records, token);
+        return edges.length > 0;
+      },
+    };
+  }
+
+  async #start(init: TaskInit): Promise<void> {
+    this.#init = init;
+    const services = this.#services();
+    for (const spec of init.outputs) this.#outputs.push(new OutEdge(spec, init.instance, init.partitions));
+    const outputs = this.#outputsDownstream();
+    // Build the chain back to front so each op knows its successor.
+    let next: Downstream = outputs;
+    const defs = await Promise.all(init.chain.map((s) => loadDefinition(s.module, s.export)));
+    const ops: (ProcessorOp | SinkOp)[] = [];
+    for (let i = init.chain.length - 1; i >= 0; i--) {
+      const spec = init.chain[i]!;
+      const def = defs[i]!;
+      const config = parseConfig(def, spec.stage, spec.config);
+      if (def.kind === "source") {
+        this.#sourceCtx = new Context(spec.stage, services);
+        this.#source = await guard(spec.stage, () => def.open(config, this.#sourceCtx!));
+        break;
+      }
+      const ctx = new Context(spec.stage, services);
+      if (def.kind === "sink") {
+        const hooks = await guard(spec.stage, () => def.open(config, ctx as never));
+        const op = new SinkOp(spec, services, hooks);
+        ops.unshift(op);
+        next = op;
+      } else {
+        const hooks = await guard(spec.stage, () => def.open(config, ctx));
+        const op = new ProcessorOp(spec, services, hooks, next);
+        ops.unshift(op);
+        next = op;
+      }
+      // The op made its own context; carry keyed states created during open.
+      for (const [k, v] of ctx.keyedStates) ops[0]!.ctx.keyedStates.set(k, v);
+    }
+    this.#ops.push(...ops);
+    this.#head = next;
+    if (init.restore) await this.#restore(init.restore);
+    for (const input of init.inputs) this.#addInput(input);
+    this.#timers.push(setInterval(() => this.#heartbeat(), init.heartbeatMs));
+    const tickMs = Math.min(...init.chain.map((s) => s.tickMs));
+    if (ops.some((op) => op instanceof ProcessorOp && op.hasTick) || init.inputs.length > 0) {
+      this.#timers.push(setInterval(() => this.#enqueue({ k: "tick" }), tickMs));
+    }
+    this.#post({ t: "ready" });
+    // Every upstream already finished: nothing will ever arrive.
+    if (!this.#source && init.inputs.length === 0) this.#enqueue({ k: "ctl", run: () => this.#maybeFinish() });
+    await this.#loop();
+  }
+
+  async #restore(state: Record<string, StateSnapshot>): Promise<void> {
+    for (const op of this.#ops) {
+      const s = state[op.spec.stage];
+      if (s) await op.restore(s);
+    }
+  }
+
+  #outputsDownstream(): Downstream {
+    const main = () => this.#outputs.filter((o) => o.spec.side === "");
+    return {
+      run: (records, token) => {
+        for (const edge of main()) edge.push(records, token);
+        return Promise.resolve();
+      },
+      watermark: (wm) => {
+        for (const edge of this.#outputs) edge.watermark(wm);
+        return Promise.resolve();
+      },
+      tick: () => Promise.resolve(),
+      flush: () => Promise.resolve(),
+    };
+  }
+
+  #addInput(spec: InputSpec): void {
+    const input: Input = {
+      edge: spec.edge,
+      from: spec.from,
+      port: spec.port,
+      wm: spec.watermark,
+      lastSeen: Date.now(),
+      ended: false,
+    };
+    this.#inputs.push(input);
+    spec.port.onmessage = (e: MessageEvent<ToReceiver>) => {
+      const m = e.data;
+      input.lastSeen = Date.now();
+      if (m.t === "b") {
+        this.#mailbox++;
+        this.#enqueue({ k: "batch", input, seq: m.seq, records: m.records });
+      } else if (m.t === "w") this.#enqueue({ k: "wm", input, wm: m.wm });
+      else this.#enqueue({ k: "eos", input });
+    };
+  }
+
+  #enqueue(work: Work): void {
+    this.#queue.push(work);
+    this.#wake?.();
+  }
+
+  #next(timeoutMs?: number): Promise<Work | undefined> {
+    const work = this.#queue.shift();
+    if (work || this.#finished) return Promise.resolve(work);
+    return new Promise((resolve) => {
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+        this.#wake = undefined;
+        resolve(undefined);
+      }, timeoutMs);
+      this.#wake = () => {
+        this.#wake = undefined;
+        clearTimeout(timer);
+        resolve(this.#queue.shift());
+      };
+    });
+  }
+
+  async #ready(): Promise<void> {
+    await Promise.all(this.#outputs.map((o) => o.ready()));
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      while (!this.#finished && !this.#failed) {
+        if (this.#source && !this.#sourceDone && this.#queue.length === 0) {
+          await this.#ready();
+          await this.#pull();
+          continue;
+        }
+        const work = await this.#next(this.#source && !this.#sourceDone ? 0 : undefined);
+        if (!work) continue;
+        await this.#do(work);
+        if (work.k === "batch") await this.#ready();
+      }
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  async #do(work: Work): Promise<void> {
+    switch (work.k) {
+      case "batch": {
+        const { input, seq } = work;
+        const token = new Token(() => input.port.postMessage({ t: "a", seq }));
+        await this.#head.run(work.records, token);
+        this.#mailbox--;
+        token.release();
+        return;
+      }
+      case "wm":
+        work.input.wm = Math.max(work.input.wm, work.wm);
+        await this.#advance();
+        return;
+      case "eos":
+        work.input.ended = true;
+        await this.#advance();
+        await this.#maybeFinish();
+        return;
+      case "tick":
+        await this.#advance();
+        await this.#head.tick(Date.now());
+        return;
+      case "ctl":
+        await work.run();
+    }
+  }
+
+  /** Recomputes the watermark: the minimum over live inputs, ignoring idle ones. */
+  async #advance(): Promise<void> {
+    if (this.#source) return;
+    const now = Date.now();
+    let wm = Infinity;
+    let active = 0;
+    for (const input of this.#inputs) {
+      if (input.ended) continue;
+      if (now - input.lastSeen > this.#init.idleTimeoutMs) continue;
+      active++;
+      wm = Math.min(wm, input.wm);
+    }
+    if (active === 0 && this.#inputs.some((i) => !i.ended)) return; // all idle: hold time
+    if (wm > this.#watermark) {
+      this.#watermark = wm;
+      await this.#head.watermark(wm);
+    }
+  }
+
+  async #pull(): Promise<void> {
+    const src = this.#source!;
+    const stage = this.#init.chain[0]!.stage;
+    const max = this.#init.source?.batchSize ?? 512;
+    let batch: SourceBatch<unknown> | null;
+    try {
+      batch = await src.pull({ max, signal: this.#pullStop.signal }, this.#sourceCtx!);
+    } catch (error) {
+      if (this.#sourceDone) batch = null;
+      else throw new HookFailure(stage, error);
+    }
+    if (batch === null) {
+      this.#sourceDone = true;
+      this.#watermark = Infinity;
+      await this.#head.watermark(Infinity);
+      await this.#maybeFinish();
+      return;
+    }
+    const records = batch.records;
+    if (records.length === 0 && batch.watermark !== undefined && batch.watermark > this.#watermark) {
+      this.#watermark = batch.watermark;
+      await this.#head.watermark(batch.watermark);
+      return;
+    }
+    if (records.length === 0) {
+      await this.#next(10).then((w) => w && this.#queue.unshift(w));
+      return;
+    }
+    const slot = { position: batch.position, done: false };
+    this.#positions.push(slot);
+    const token = new Token(() => {
+      slot.done = true;
+      this.#ackPositions();
+    });
+    this.#sourceCounters.out += records.length;
+    for (const r of records) if (r.ts > this.#maxTs) this.#maxTs = r.ts;
+    await this.#head.run(records, token);
+    token.release();
+    const wm = Math.max(this.#maxTs - (this.#init.source?.outOfOrdernessMs ?? 0), batch.watermark ?? -Infinity);
+    if (wm > this.#watermark) {
+      this.#watermark = wm;
+      await this.#head.watermark(wm);
+    }
+  }
+
+  #ackPositions(): void {
+    while (this.#positions[0]?.done) {
+      const { position } = this.#positions.shift()!;
+      const ack = this.#source?.ack;
+      if (ack) {
+        this.#ackChain = this.#ackChain.then(() => ack.call(this.#source, position, this.#sourceCtx!))
+          .catch((e) => this.#fail(new HookFailure(this.#init.chain[0]!.stage, e)));
+      }
+    }
+  }
+
+  async #maybeFinish(): Promise<void> {
+    if (this.#finished) return;
+    if (this.#source ? !this.#sourceDone : this.#inputs.some((i) => !i.ended)) return;
+    if (!this.#source && this.#watermark < Infinity) {
+      this.#watermark = Infinity;
+      await this.#head.watermark(Infinity);
+    }
+    this.#finished = true;
+    await this.#head.flush();
+    for (const o of this.#outputs) o.end();
+    await Promise.all(this.#outputs.map((o) => o.drained()));
+    while (this.#dlqWaiting.size > 0 || this.#positions.length > 0) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await this.#ackChain;
+    await this.#close();
+    this.#post({ t: "done", counters: this.#counters() });
+  }
+
+  async #close(): Promise<void> {
+    for (const t of this.#timers) clearInterval(t);
+    const stage = this.#init.chain[0]!.stage;
+    if (this.#source) await guard(stage, () => this.#source!.close?.(this.#sourceCtx!));
+    for (const op of this.#ops) await guard(op.spec.stage, () => op.close());
+    for (const i of this.#inputs) i.port.close();
+    for (const o of this.#outputs) o.close();
+  }
+
+  #counters(): Record<string, StageCounters> {
+    const all: Record<string, StageCounters> = {};
+    const credits = this.#outputs.reduce((n, o) => n + o.credits, 0);
+    if (this.#source) {
+      all[this.#init.chain[0]!.stage] = { ...this.#sourceCounters, credits };
+    }
+    for (const op of this.#ops) all[op.spec.stage] = { ...op.counters, credits, mailbox: this.#mailbox };
+    return all;
+  }
+
+  #heartbeat(): void {
+    this.#post({ t: "hb", counters: this.#counters(), watermark: this.#watermark });
+  }
+
+  /** Stops everything at once, without hooks (the supervisor replaces this task). */
+  kill(): void {
+    this.#failed = true;
+    this.#kill.abort();
+    this.#pullStop.abort();
+    for (const t of this.#timers) clearInterval(t);
+    for (const i of this.#inputs) i.port.close();
+    for (const o of this.#outputs) o.close();
+    this.#wake?.();
+  }
+
+  #fail(error: unknown): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#kill.abort();
+    for (const t of this.#timers) clearInterval(t);
+    const stage = error instanceof HookFailure ? error.stage : this.#init?.chain[0]?.stage ?? "?";
+    const cause = error instanceof HookFailure ? error.cause : error;
+    this.#post({ t: "error", error: toErrorInfo(cause), stage, instance: this.#init?.instance ?? -1 });
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Per-key state, kept per partition so it can move between instances.
+ *
+ * @module
+ */
+import { partitionOf } from "./partitioner.ts";
+
+/**
+ * A map from record key to state, sharded by partition. Get it in a hook with `ctx.keyed()`; the
+ * runtime snapshots the partitions an instance gives up and restores them where they move.
+ *
+ * @example
+ * ```ts
+ * import { KeyedState } from "jsr:@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const sums = new KeyedState<number>(64);
+ * sums.set("a", (sums.get("a") ?? 0) + 5);
+ * assert.equal(sums.get("a"), 5);
+ * assert.equal(sums.size, 1);
+ * ```
+ */
+export class KeyedState<V> {
+  readonly #partitions: number;
+  readonly #shards = new Map<number, Map<string, V>>();
+
+  /** @param partitions The pipeline's partition count. */
+  constructor(partitions: number) {
+    this.#partitions = partitions;
+  }
+
+  #shard(key: string, create: boolean): Map<string, V> | undefined {
+    const p = partitionOf(key, this.#partitions);
+    let shard = this.#shards.get(p);
+    if (!shard && create) {
+      shard = new Map();
+      this.#shards.set(p, shard);
+    }
+    return shard;
+  }
+
+  /** The state of `key`, or undefined. */
+  get(key: string): V | undefined {
+    return this.#shard(key, false)?.get(key);
+  }
+
+  /** Whether `key` has state. */
+  has(key: string): boolean {
+    return this.#shard(key, false)?.has(key) ?? false;
+  }
+
+  /** Sets the state of `key`. */
+  set(key: string, value: V): this {
+    this.#shard(key, true)!.set(key, value);
+    return this;
+  }
+
+  /** Forgets `key`. */
+  delete(key: string): boolean {
+    return this.#shard(key, false)?.delete(key) ?? false;
+  }
+
+  /** Number of keys held. */
+  get size(): number {
+    let n = 0;
+    for (const shard of this.#shards.values()) n += shard.size;
+    return n;
+  }
+
+  /** Every (key, state) pair, partition by partition. */
+  *entries(): IterableIterator<[string, V]> {
+    for (const shard of this.#shards.values()) yield* shard.entries();
+  }
+
+  /** Copies out the given partitions' state (all when omitted), as `[partition, entries]` pairs. */
+  snapshot(partitions?: Iterable<number>): [number, [string, V][]][] {
+    const wanted = partitions ? [...partitions] : [...this.#shards.keys()];
+    const out: [number, [string, V][]][] = [];
+    for (const p of wanted) {
+      const shard = this.#shards.get(p);
+      if (shard && shard.size > 0) out.push([p, [...shard.entries()]]);
+    }
+    return out;
+  }
+
+  /** Adds partitions' state taken from another instance's `snapshot`. */
+  restore(snapshot: [number, [string, V][]][]): void {
+    for (const [p, entries] of snapshot) {
+      const shard = this.#shards.get(p) ?? new Map<string, V>();
+      for (const [k, v] of entries) shard.set(k, v);
+      this.#shards.set(p, shard);
+    }
+  }
+
+  /** Drops partitions this instance no longer owns. */
+  drop(partitions: Iterable<number>): void {
+    for (const p of partitions) this.#shards.delete(p);
+  }
+}
