@@ -1,0 +1,46 @@
+/**
+ * Processors: stateless record transforms (`filter`, `map`, `flatMap`, `mapRecord`, `transform`,
+ * `clean`, `validate`) and stateful operators (`dedupe`, `sort`, `batch`, `rateLimit`, `window`,
+ * `aggregate`). Each builder returns a stage reference validated at build time; each definition
+ * is what the runtime imports in the stage's worker.
+ *
+ * @module
+ */
+export { filter, filterStage } from "./filter.ts";
+export { map, mapStage } from "./map.ts";
+export { flatMap, flatMapStage } from "./flat_map.ts";
+export { mapRecord, mapRecordStage } from "./map_record.ts";
+export {
+  type Conversion,
+  type JsonValue,
+  transform,
+  type TransformOptions,
+  transformStage,
+} from "./transform.ts";
+export { clean, type CleanOptions, cleanStage } from "./clean.ts";
+export { validate, type ValidateOptions, validateStage } from "./validate.ts";
+export { dedupe, type DedupeOptions, dedupeStage } from "./dedupe.ts";
+export { sort, type SortKey, type SortOptions, sortStage } from "./sort.ts";
+export { batch, type BatchOptions, batchStage } from "./batch.ts";
+export { rateLimit, type RateLimitOptions, rateLimitStage } from "./rate_limit.ts";
+export {
+  window,
+  type WindowCommon,
+  type WindowLayout,
+  type WindowOptions,
+  type WindowResult,
+  windowStage,
+} from "./window.ts";
+export { aggregate, aggregateStage, type RunningAggregate } from "./aggregate.ts";
+export type {
+  AggregateResult,
+  AggregateResults,
+  AggregateSpec,
+  AggregateSpecs,
+  CountSpec,
+  DistinctCountSpec,
+  NumericSpec,
+  ReduceSpec,
+  TopKEntry,
+  TopKSpec,
+} from "./aggregate_ops.ts";
