@@ -196,10 +196,9 @@ export async function compile(
   for (const e of edges) {
     const from = groupOf.get(e.from)!, to = groupOf.get(e.to)!;
     if (from === to) continue;
-    const mode = e.keyed ? "hash" : from.parallelism === to.parallelism && to.nodes[0]!.id === e.to &&
-        !to.options.stateful
-      ? "forward"
-      : "round";
+    // Stateful groups may be rescaled at run time, so they are never forward-wired.
+    const forward = from.parallelism === to.parallelism && !from.options.stateful && !to.options.stateful;
+    const mode = e.keyed ? "hash" : forward ? "forward" : "round";
     groupEdges.push({ id: `${from.id}->${to.id}${e.side ? `:${e.side}` : ""}`, from, to, mode, side: e.side });
   }
   return { groups, edges: groupEdges };

@@ -28,7 +28,7 @@ export function assertUnstableFlags(): void {
 
 function merge(into: Set<string> | true, extra: boolean | string[] | undefined): Set<string> | true {
   if (into === true || extra === true) return true;
-  for (const x of extra ?? []) into.add(x);
+  for (const x of extra || []) into.add(x);
   return into;
 }
 

@@ -139,10 +139,10 @@ abstract class Op implements Downstream {
   readonly counters = newCounters();
   protected readonly services: TaskServices;
 
-  constructor(spec: StageSpec, services: TaskServices) {
+  constructor(spec: StageSpec, services: TaskServices, ctx: Context) {
     this.spec = spec;
     this.services = services;
-    this.ctx = new Context(spec.stage, services);
+    this.ctx = ctx;
   }
 
   abstract run(records: StreamRecord<unknown>[], token: Token): Promise<void>;
@@ -209,8 +209,14 @@ export class ProcessorOp extends Op {
   readonly #hooks: ProcessorInstance<unknown, unknown>;
   readonly #next: Downstream;
 
-  constructor(spec: StageSpec, services: TaskServices, hooks: ProcessorInstance<unknown, unknown>, next: Downstream) {
-    super(spec, services);
+  constructor(
+    spec: StageSpec,
+    services: TaskServices,
+    ctx: Context,
+    hooks: ProcessorInstance<unknown, unknown>,
+    next: Downstream,
+  ) {
+    super(spec, services, ctx);
     this.#hooks = hooks;
     this.#next = next;
   }
@@ -306,8 +312,8 @@ export class ProcessorOp extends Op {
 export class SinkOp extends Op {
   readonly #hooks: SinkInstance<unknown>;
 
-  constructor(spec: StageSpec, services: TaskServices, hooks: SinkInstance<unknown>) {
-    super(spec, services);
+  constructor(spec: StageSpec, services: TaskServices, ctx: Context, hooks: SinkInstance<unknown>) {
+    super(spec, services, ctx);
     this.#hooks = hooks;
   }
 

@@ -160,9 +160,10 @@ export class Task {
         this.kill();
         break;
       case "stop":
+        if (!this.#source || this.#sourceDone) break;
         this.#sourceDone = true;
         this.#pullStop.abort();
-        this.#wake?.();
+        this.#enqueue({ k: "ctl", run: () => this.#maybeFinish() });
         break;
       case "dlqAck": {
         const token = this.#dlqWaiting.get(msg.id);
@@ -220,17 +221,15 @@ export class Task {
       const ctx = new Context(spec.stage, services);
       if (def.kind === "sink") {
         const hooks = await guard(spec.stage, () => def.open(config, ctx as never));
-        const op = new SinkOp(spec, services, hooks);
+        const op = new SinkOp(spec, services, ctx, hooks);
         ops.unshift(op);
         next = op;
       } else {
         const hooks = await guard(spec.stage, () => def.open(config, ctx));
-        const op = new ProcessorOp(spec, services, hooks, next);
+        const op = new ProcessorOp(spec, services, ctx, hooks, next);
         ops.unshift(op);
         next = op;
       }
-      // The op made its own context; carry keyed states created during open.
-      for (const [k, v] of ctx.keyedStates) ops[0]!.ctx.keyedStates.set(k, v);
     }
     this.#ops.push(...ops);
     this.#head = next;

@@ -1,0 +1,204 @@
+import assert from "node:assert/strict";
+import {
+  collect,
+  type DeadLetter,
+  fromArray,
+  memoryDeadLetters,
+  pipeline,
+  PipelineError,
+  stage,
+  type StreamRecord,
+} from "../../actors/mod.ts";
+
+const fixtures = new URL("./fixtures/runtime_stages.ts", import.meta.url);
+const ref = <I = unknown, O = unknown>(name: string, config: unknown, kind: "source" | "processor" | "sink" = "processor") =>
+  stage<I, O>(fixtures, config, { kind, export: name });
+
+type Ev = { id: number; n: number };
+
+function paced(count: number, opts: { keys?: number; perPull?: number; delayMs?: number } = {}) {
+  return ref<never, Ev>("pacedSource", {
+    count,
+    keys: opts.keys ?? 10,
+    perPull: opts.perPull ?? 100,
+    delayMs: opts.delayMs ?? 0,
+  }, "source");
+}
+
+async function readNdjson<T>(path: string): Promise<StreamRecord<T>[]> {
+  const text = await Deno.readTextFile(path).catch(() => "");
+  return text.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+function ids(records: StreamRecord<Ev>[]): number[] {
+  return records.map((r) => r.value.id);
+}
+
+function assertAllOnce(got: number[], count: number): void {
+  const distinct = new Set(got);
+  assert.equal(distinct.size, count, `expected ${count} distinct ids, got ${distinct.size}`);
+  for (let i = 0; i < count; i++) assert.ok(distinct.has(i), `id ${i} missing`);
+}
+
+Deno.test("Pipeline.run() in workers and inline modes gives the same output", async () => {
+  const results: number[][] = [];
+  for (const mode of ["inline", "workers"] as const) {
+    const out = collect<Ev>();
+    await pipeline({ mode, signals: false })
+      .from(paced(5000))
+      .via(ref("poisonous", {}), { fuse: false, parallelism: 2 })
+      .to(out.sink)
+      .run();
+    results.push((await out.values()).map((v) => v.id).sort((a, b) => a - b));
+    await out.clear();
+  }
+  assert.deepEqual(results[0], results[1]);
+  assertAllOnce(results[0]!, 5000);
+});
+
+Deno.test("Channel backpressure: a slow sink bounds records in flight and memory", async () => {
+  const path = await Deno.makeTempFile();
+  const batchSize = 100, capacity = 4;
+  const p = pipeline({ mode: "workers", signals: false, heartbeatMs: 50, defaults: { batchSize, capacity } });
+  p.from(paced(20_000, { perPull: 100 }))
+    .via(ref("poisonous", {}), { fuse: false })
+    .to(ref("slowSink", { path, delayMs: 10 }, "sink"), { permissions: { write: [path] } });
+  const run = p.run();
+  let maxInFlight = 0;
+  const rss0 = Deno.memoryUsage().rss;
+  let rssMax = rss0;
+  const timer = setInterval(() => {
+    const c = p.counters();
+    const produced = c.paced?.instances[0]?.out ?? 0;
+    const written = c.slow?.instances[0]?.in ?? 0;
+    maxInFlight = Math.max(maxInFlight, produced - written);
+    rssMax = Math.max(rssMax, Deno.memoryUsage().rss);
+  }, 20);
+  // Stop once the sink has had time to show it is the bottleneck.
+  await new Promise((r) => setTimeout(r, 1500));
+  const c = p.counters();
+  const produced = c.paced?.instances[0]?.out ?? 0;
+  await p.stop();
+  await run;
+  clearInterval(timer);
+  // Two edges, each with `capacity` batches in flight plus one sealed and one open batch.
+  const bound = 2 * (capacity + 2) * batchSize + 100;
+  assert.ok(maxInFlight > 0, "the sink should lag");
+  assert.ok(maxInFlight <= bound, `in flight ${maxInFlight} exceeds ${bound}`);
+  assert.ok(produced < 20_000, `the source should have been held back, produced ${produced}`);
+  assert.ok(rssMax - rss0 < 64 * 1024 * 1024, `rss grew by ${(rssMax - rss0) >> 20} MiB`);
+  const written = await readNdjson<Ev>(path);
+  assertAllOnce(ids(written), new Set(ids(written)).size);
+  await Deno.remove(path);
+});
+
+for (const how of ["throw", "close"] as const) {
+  Deno.test(`Supervisor restarts an instance that fails (${how}) with no record lost`, async () => {
+    const marker = (await Deno.makeTempDir()) + "/marker";
+    const out = collect<Ev>();
+    const summary = await pipeline({ mode: "workers", signals: false, heartbeatMs: 100 })
+      .from(paced(5000, { perPull: 50 }))
+      .via(ref("faulty", { at: 2500, marker, how }), {
+        fuse: false,
+        permissions: { write: [marker], read: [marker] },
+      })
+      .to(out.sink)
+      .run();
+    const got = (await out.values()).map((v) => v.id);
+    assertAllOnce(got, 5000);
+    assert.equal(summary.stages.faulty?.restarts, 1);
+    // Duplicates only from the replay of unacked batches: bounded by the channel's capacity.
+    assert.ok(got.length - 5000 <= 8 * 512, `too many duplicates: ${got.length - 5000}`);
+    await out.clear();
+  });
+}
+
+Deno.test("Supervisor escalates when restart intensity is exceeded and run() names the stage", async () => {
+  const marker = (await Deno.makeTempDir()) + "/marker";
+  const out = collect<Ev>();
+  const p = pipeline({ mode: "workers", signals: false, name: "intense" })
+    .from(paced(1000))
+    .via(ref("faulty", { at: 10, marker, how: "always" }), { fuse: false, maxRestarts: 2, withinMs: 10_000 })
+    .to(out.sink);
+  await assert.rejects(() => p.run(), (e: unknown) => {
+    assert.ok(e instanceof PipelineError);
+    assert.match(e.message, /stage "faulty" instance 0/);
+    assert.match(e.message, /boom at 10/);
+    assert.equal(e.site.stage, "faulty");
+    return true;
+  });
+  await out.clear();
+});
+
+Deno.test("Supervisor replaces a hung worker within two heartbeat intervals", async () => {
+  const marker = (await Deno.makeTempDir()) + "/marker";
+  const out = collect<Ev>();
+  const heartbeatMs = 200;
+  const summary = await pipeline({ mode: "workers", signals: false, heartbeatMs })
+    .from(paced(3000, { perPull: 50 }))
+    .via(ref("faulty", { at: 1500, marker, how: "hang" }), {
+      fuse: false,
+      permissions: { write: [marker], read: [marker] },
+    })
+    .to(out.sink)
+    .run();
+  assertAllOnce((await out.values()).map((v) => v.id), 3000);
+  assert.equal(summary.stages.faulty?.restarts, 1);
+  await out.clear();
+});
+
+Deno.test("Poison records are retried, then dead-lettered with the reason; the stream goes on", async () => {
+  for (const mode of ["inline", "workers"] as const) {
+    const dead = memoryDeadLetters();
+    const out = collect<{ id: number; poison?: boolean }>();
+    const input = Array.from({ length: 100 }, (_, id) => ({ value: { id, poison: id % 25 === 3 }, ts: id }));
+    const summary = await pipeline({ mode, signals: false, deadLetter: dead })
+      .from(fromArray(input))
+      .via(ref("poisonous", {}), { maxRetries: 2, fuse: false })
+      .to(out.sink)
+      .run();
+    assert.equal((await out.values()).length, 96);
+    const entries: DeadLetter[] = dead.entries;
+    assert.deepEqual(entries.map((e) => (e.record.value as { id: number }).id).sort((a, b) => a - b), [3, 28, 53, 78]);
+    for (const e of entries) {
+      assert.equal(e.stage, "poisonous");
+      assert.equal(e.attempts, 3);
+      assert.match(e.error.message, /poison record/);
+    }
+    assert.equal(summary.stages.poisonous?.failed, 12);
+    await out.clear();
+  }
+});
+
+Deno.test("Pipeline.scale() moves keyed state: 1 → 3 → 2 gives the same per-key sums as inline", async () => {
+  const count = 20_000;
+  const run = async (mode: "inline" | "workers", scale: boolean) => {
+    const out = collect<{ key: string; sum: number }>();
+    const p = pipeline({ mode, signals: false });
+    p.from(paced(count, { keys: 50, perPull: 200, delayMs: scale ? 5 : 0 }))
+      .keyBy()
+      .via(ref("keyedSum", {}), { name: "sum" })
+      .to(out.sink);
+    const running = p.run();
+    if (scale) {
+      await new Promise((r) => setTimeout(r, 150));
+      await p.scale("sum", 3);
+      await new Promise((r) => setTimeout(r, 150));
+      await p.scale("sum", 2);
+    }
+    await running;
+    if (scale) {
+      // Instance 1 exists only after the first rescale: records reached it, so they flowed meanwhile.
+      const instances = p.counters().sum?.instances ?? [];
+      assert.equal(instances.length, 2);
+      assert.ok(instances.every((c) => c.in > 0), "both final instances processed records");
+    }
+    const sums = Object.fromEntries((await out.values()).map((v) => [v.key, v.sum]));
+    await out.clear();
+    return sums;
+  };
+  const expected = await run("inline", false);
+  assert.equal(Object.keys(expected).length, 50);
+  const scaled = await run("workers", true);
+  assert.deepEqual(scaled, expected);
+});
