@@ -88,7 +88,9 @@ export async function loadStage(ref: StageRef, name: string): Promise<StageDefin
   }
   const def = mod[ref.export] as StageDefinition | undefined;
   if (!def || typeof def !== "object" || !("kind" in def)) {
-    throw new ConfigError(`Cannot load stage "${name}": ${ref.module} has no definition "${ref.export}"`);
+    throw new ConfigError(
+      `Cannot load stage "${name}": ${ref.module} has no definition "${ref.export}"`,
+    );
   }
   if (def.kind !== ref.kind) {
     throw new ConfigError(`Cannot use stage "${name}": it is a ${def.kind}, used as a ${ref.kind}`);
@@ -111,7 +113,9 @@ function resolve(
     }
   }
   if (!Number.isInteger(o.parallelism) || o.parallelism < 1 || o.parallelism > partitions) {
-    throw new ConfigError(`${where}: options.parallelism: must be an integer within 1..${partitions}`);
+    throw new ConfigError(
+      `${where}: options.parallelism: must be an integer within 1..${partitions}`,
+    );
   }
   if (def.kind === "source" && o.parallelism !== 1 && !node.options.parallelism) o.parallelism = 1;
   return {
@@ -134,7 +138,9 @@ export async function compile(
     const def = await loadStage(node.ref, node.name || node.ref.export);
     if (!node.name) {
       node.name = def.name;
-      for (let i = 2; nodes.some((n) => n !== node && n.name === node.name); i++) node.name = `${def.name}${i}`;
+      for (let i = 2; nodes.some((n) => n !== node && n.name === node.name); i++) {
+        node.name = `${def.name}${i}`;
+      }
     }
     parseConfig(def, node.name, node.ref.config);
     defs.set(node.id, def);
@@ -197,9 +203,16 @@ export async function compile(
     const from = groupOf.get(e.from)!, to = groupOf.get(e.to)!;
     if (from === to) continue;
     // Stateful groups may be rescaled at run time, so they are never forward-wired.
-    const forward = from.parallelism === to.parallelism && !from.options.stateful && !to.options.stateful;
+    const forward = from.parallelism === to.parallelism && !from.options.stateful &&
+      !to.options.stateful;
     const mode = e.keyed ? "hash" : forward ? "forward" : "round";
-    groupEdges.push({ id: `${from.id}->${to.id}${e.side ? `:${e.side}` : ""}`, from, to, mode, side: e.side });
+    groupEdges.push({
+      id: `${from.id}->${to.id}${e.side ? `:${e.side}` : ""}`,
+      from,
+      to,
+      mode,
+      side: e.side,
+    });
   }
   return { groups, edges: groupEdges };
 }

@@ -26,7 +26,10 @@ export function assertUnstableFlags(): void {
   }
 }
 
-function merge(into: Set<string> | true, extra: boolean | string[] | undefined): Set<string> | true {
+function merge(
+  into: Set<string> | true,
+  extra: boolean | string[] | undefined,
+): Set<string> | true {
   if (into === true || extra === true) return true;
   for (const x of extra || []) into.add(x);
   return into;

@@ -17,7 +17,9 @@ export const keyByStage = defineProcessor({
       process(record: StreamRecord<unknown>) {
         const key = fn(record.value, record);
         if (typeof key !== "string" && typeof key !== "number") {
-          throw new TypeError(`Cannot key record: key function returned ${key === null ? "null" : typeof key}`);
+          throw new TypeError(
+            `Cannot key record: key function returned ${key === null ? "null" : typeof key}`,
+          );
         }
         return { ...record, key: String(key) };
       },

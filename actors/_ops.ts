@@ -153,7 +153,9 @@ abstract class Op implements Downstream {
 
   /** Moves side outputs and dead letters requested by a hook to the task, tied to `token`. */
   protected settle(token: Token, failed: [StreamRecord<unknown>, ErrorInfo, number][] = []): void {
-    const dead: DeadLetter[] = failed.map(([record, error, attempts]) => this.#entry(record, error, attempts));
+    const dead: DeadLetter[] = failed.map(([record, error, attempts]) =>
+      this.#entry(record, error, attempts)
+    );
     for (const [record, error] of this.ctx.dead) dead.push(this.#entry(record, error, 1));
     this.ctx.dead = [];
     const bySide = new Map<string, StreamRecord<unknown>[]>();
@@ -176,7 +178,14 @@ abstract class Op implements Downstream {
   }
 
   #entry(record: StreamRecord<unknown>, error: ErrorInfo, attempts: number): DeadLetter {
-    return { record, error, stage: this.spec.stage, instance: this.services.instance, attempts, at: Date.now() };
+    return {
+      record,
+      error,
+      stage: this.spec.stage,
+      instance: this.services.instance,
+      attempts,
+      at: Date.now(),
+    };
   }
 
   /** Keyed and extra state, for the given partitions (all when null). */

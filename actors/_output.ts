@@ -49,7 +49,9 @@ export class OutEdge {
       to = ids[this.#round++ % ids.length]!;
     }
     const sender = this.senders.get(to);
-    if (!sender) throw new Error(`Cannot route record: no channel to instance ${to} on ${this.spec.edge}`);
+    if (!sender) {
+      throw new Error(`Cannot route record: no channel to instance ${to} on ${this.spec.edge}`);
+    }
     return sender;
   }
 

@@ -99,7 +99,13 @@ export type ToTask =
   | { t: "connectIn"; edge: string; from: number; port: MessagePort; watermark: number }
   | { t: "dropIn"; edge: string; from: number }
   | { t: "pause"; edge: string; id: number }
-  | { t: "resume"; edge: string; assignment: number[]; add: [number, MessagePort][]; remove: number[] }
+  | {
+    t: "resume";
+    edge: string;
+    assignment: number[];
+    add: [number, MessagePort][];
+    remove: number[];
+  }
   | { t: "snapshot"; id: number; partitions: number[] | null; drop: boolean }
   | { t: "restore"; id: number; state: Record<string, StateSnapshot>; owned: number[] }
   | { t: "retire"; id: number }
@@ -111,7 +117,13 @@ export type ToTask =
 export type FromTask =
   | { t: "ready" }
   | { t: "hb"; counters: Record<string, StageCounters>; watermark: number }
-  | { t: "error"; error: ErrorInfo; stage: string; instance: number; record?: StreamRecord<unknown> }
+  | {
+    t: "error";
+    error: ErrorInfo;
+    stage: string;
+    instance: number;
+    record?: StreamRecord<unknown>;
+  }
   | { t: "dlq"; id: number; entries: DeadLetter[] }
   | { t: "reply"; id: number; state?: Record<string, StateSnapshot> }
   | { t: "done"; counters: Record<string, StageCounters> };

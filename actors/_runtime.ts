@@ -5,7 +5,14 @@ import { assignPartitions } from "./partitioner.ts";
 import { PipelineError } from "./errors.ts";
 import type { DeadLetterSink } from "./dead_letter.ts";
 import type { Group, GroupEdge, Plan } from "./_graph.ts";
-import type { FromTask, InputSpec, RouteSpec, StageCounters, StateSnapshot, ToTask } from "./_protocol.ts";
+import type {
+  FromTask,
+  InputSpec,
+  RouteSpec,
+  StageCounters,
+  StateSnapshot,
+  ToTask,
+} from "./_protocol.ts";
 import { assertUnstableFlags, inlineHost, type TaskHost, workerHost } from "./_host.ts";
 
 /** Runtime settings taken from the pipeline options. */
@@ -113,7 +120,9 @@ export class Runtime {
         const ch = new MessageChannel();
         inputs.push({ edge: e.id, from: up.index, port: ch.port2, watermark: -Infinity });
         transfer.push(ch.port2);
-        if (up.ready || !up.dead) up.host.post({ t: "connectOut", edge: e.id, to: index, port: ch.port1 }, [ch.port1]);
+        if (up.ready || !up.dead) {
+          up.host.post({ t: "connectOut", edge: e.id, to: index, port: ch.port1 }, [ch.port1]);
+        }
       }
     }
     const outputs: RouteSpec[] = [];
@@ -127,7 +136,13 @@ export class Runtime {
         ports.push([b, ch.port1]);
         transfer.push(ch.port1);
         const d = down.find((x) => x.index === b)!;
-        d.host.post({ t: "connectIn", edge: e.id, from: index, port: ch.port2, watermark: -Infinity }, [ch.port2]);
+        d.host.post({
+          t: "connectIn",
+          edge: e.id,
+          from: index,
+          port: ch.port2,
+          watermark: -Infinity,
+        }, [ch.port2]);
       }
       const o = e.to.options;
       outputs.push({
@@ -156,7 +171,12 @@ export class Runtime {
     };
     const onMessage = (m: FromTask) => this.#onMessage(inst, m);
     inst.host = this.#o.mode === "workers"
-      ? workerHost(`${g.id}#${index}`, g.specs, onMessage, (msg) => this.#failure(inst, "E_WORKER", msg, g.specs[0]!.stage))
+      ? workerHost(
+        `${g.id}#${index}`,
+        g.specs,
+        onMessage,
+        (msg) => this.#failure(inst, "E_WORKER", msg, g.specs[0]!.stage),
+      )
       : inlineHost(onMessage);
     const list = this.#instances.get(g)!;
     list[index] = inst;
@@ -197,7 +217,8 @@ export class Runtime {
       case "dlq":
         Promise.resolve(this.#o.deadLetters.write(m.entries)).then(
           () => inst.host.post({ t: "dlqAck", id: m.id }),
-          (e) => inst.host.post({ t: "dlqAck", id: m.id, error: { code: "E_DLQ", message: String(e) } }),
+          (e) =>
+            inst.host.post({ t: "dlqAck", id: m.id, error: { code: "E_DLQ", message: String(e) } }),
         );
         break;
       case "reply":
@@ -226,9 +247,19 @@ export class Runtime {
       for (const inst of list) {
         if (!inst || inst.dead || inst.done) continue;
         if (inst.ready && now - inst.lastHb > 2 * this.#o.heartbeatMs + 50) {
-          this.#failure(inst, "E_HEARTBEAT", `missed heartbeats for ${now - inst.lastHb} ms (hung?)`, inst.group.specs[0]!.stage);
+          this.#failure(
+            inst,
+            "E_HEARTBEAT",
+            `missed heartbeats for ${now - inst.lastHb} ms (hung?)`,
+            inst.group.specs[0]!.stage,
+          );
         } else if (!inst.ready && now - inst.startedAt > this.#o.startTimeoutMs) {
-          this.#failure(inst, "E_START", `not ready after ${this.#o.startTimeoutMs} ms`, inst.group.specs[0]!.stage);
+          this.#failure(
+            inst,
+            "E_START",
+            `not ready after ${this.#o.startTimeoutMs} ms`,
+            inst.group.specs[0]!.stage,
+          );
         }
       }
     }
@@ -368,7 +399,11 @@ export class Runtime {
     const deadline = Date.now() + this.#o.stopTimeoutMs;
     while (!this.#ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     if (!this.#ended) {
-      this.#fail(new PipelineError(`Cannot stop pipeline "${this.#o.name}" in ${this.#o.stopTimeoutMs} ms: forced`));
+      this.#fail(
+        new PipelineError(
+          `Cannot stop pipeline "${this.#o.name}" in ${this.#o.stopTimeoutMs} ms: forced`,
+        ),
+      );
     }
   }
 
@@ -383,7 +418,9 @@ export class Runtime {
     const g = this.#plan.groups.find((x) => x.specs.some((s) => s.stage === stage));
     if (!g) throw new RangeError(`Cannot scale: no stage "${stage}"`);
     if (!Number.isInteger(n) || n < 1 || n > this.#o.partitions) {
-      throw new RangeError(`Cannot scale "${stage}": parallelism ${n} is not within 1..${this.#o.partitions}`);
+      throw new RangeError(
+        `Cannot scale "${stage}": parallelism ${n} is not within 1..${this.#o.partitions}`,
+      );
     }
     const ins = this.#plan.edges.filter((e) => e.to === g);
     const outs = this.#plan.edges.filter((e) => e.from === g);
@@ -393,8 +430,12 @@ export class Runtime {
     const oldN = g.parallelism;
     if (n === oldN || this.#ended) return;
     // 1. Stop routing into the stage and wait until everything sent to it is acked.
-    const ups = ins.flatMap((e) => this.#live(e.from).filter((u) => !u.done).map((u) => [e, u] as const));
-    await Promise.all(ups.map(([e, u]) => this.#request(u, { t: "pause", edge: e.id, id: ++this.#reqId })));
+    const ups = ins.flatMap((e) =>
+      this.#live(e.from).filter((u) => !u.done).map((u) => [e, u] as const)
+    );
+    await Promise.all(
+      ups.map(([e, u]) => this.#request(u, { t: "pause", edge: e.id, id: ++this.#reqId })),
+    );
     const hashed = g.assignment.length > 0;
     const old = g.assignment;
     const next = hashed ? assignPartitions(this.#o.partitions, n, old) : [];
@@ -403,16 +444,30 @@ export class Runtime {
     // 2. Start new instances (scale up).
     for (let i = oldN; i < n; i++) this.#spawn(g, i);
     const list = this.#instances.get(g)!;
-    while (list.slice(0, n).some((x) => !x.ready && !x.dead)) await new Promise((r) => setTimeout(r, 5));
+    while (list.slice(0, n).some((x) => !x.ready && !x.dead)) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
     // 3. Move keyed state: snapshot (and drop) at the old owner, restore at the new one.
     if (hashed) {
       for (let a = 0; a < oldN; a++) {
-        const moved = old.map((owner, p) => owner === a && next[p] !== a ? p : -1).filter((p) => p >= 0);
+        const moved = old.map((owner, p) => owner === a && next[p] !== a ? p : -1).filter((p) =>
+          p >= 0
+        );
         if (moved.length === 0) continue;
-        const reply = await this.#request(list[a]!, { t: "snapshot", id: ++this.#reqId, partitions: moved, drop: true });
+        const reply = await this.#request(list[a]!, {
+          t: "snapshot",
+          id: ++this.#reqId,
+          partitions: moved,
+          drop: true,
+        });
         for (let b = 0; b < n; b++) {
           const part = splitState(reply.state ?? {}, (p) => next[p] === b);
-          await this.#request(list[b]!, { t: "restore", id: ++this.#reqId, state: part, owned: this.#ownedBy(g, b) });
+          await this.#request(list[b]!, {
+            t: "restore",
+            id: ++this.#reqId,
+            state: part,
+            owned: this.#ownedBy(g, b),
+          });
         }
       }
     }
@@ -434,7 +489,9 @@ export class Runtime {
     list.length = n;
     for (const inst of list) inst.owned = this.#ownedBy(g, inst.index);
     // 5. Resume routing with the new map.
-    for (const [e, u] of ups) u.host.post({ t: "resume", edge: e.id, assignment: next, add: [], remove });
+    for (const [e, u] of ups) {
+      u.host.post({ t: "resume", edge: e.id, assignment: next, add: [], remove });
+    }
   }
 }
 
@@ -445,7 +502,9 @@ function splitState(
   const out: Record<string, StateSnapshot> = {};
   for (const [stage, snap] of Object.entries(state)) {
     const keyed: StateSnapshot["keyed"] = {};
-    for (const [name, parts] of Object.entries(snap.keyed)) keyed[name] = parts.filter(([p]) => keep(p));
+    for (const [name, parts] of Object.entries(snap.keyed)) {
+      keyed[name] = parts.filter(([p]) => keep(p));
+    }
     out[stage] = { keyed };
   }
   return out;

@@ -119,18 +119,26 @@ export class Task {
         break;
       case "pause": {
         const edge = this.#outputs.find((o) => o.spec.edge === msg.edge);
-        void (edge ? edge.pause() : Promise.resolve()).then(() => this.#post({ t: "reply", id: msg.id }));
+        void (edge ? edge.pause() : Promise.resolve()).then(() =>
+          this.#post({ t: "reply", id: msg.id })
+        );
         break;
       }
       case "resume":
-        this.#outputs.find((o) => o.spec.edge === msg.edge)?.resume(msg.assignment, msg.add, msg.remove);
+        this.#outputs.find((o) => o.spec.edge === msg.edge)?.resume(
+          msg.assignment,
+          msg.add,
+          msg.remove,
+        );
         break;
       case "snapshot":
         this.#enqueue({
           k: "ctl",
           run: () => {
             const state: Record<string, StateSnapshot> = {};
-            for (const op of this.#ops) state[op.spec.stage] = op.snapshot(msg.partitions, msg.drop);
+            for (const op of this.#ops) {
+              state[op.spec.stage] = op.snapshot(msg.partitions, msg.drop);
+            }
             this.#post({ t: "reply", id: msg.id, state });
             return Promise.resolve();
           },
@@ -203,7 +211,9 @@ export class Task {
   async #start(init: TaskInit): Promise<void> {
     this.#init = init;
     const services = this.#services();
-    for (const spec of init.outputs) this.#outputs.push(new OutEdge(spec, init.instance, init.partitions));
+    for (const spec of init.outputs) {
+      this.#outputs.push(new OutEdge(spec, init.instance, init.partitions));
+    }
     const outputs = this.#outputsDownstream();
     // Build the chain back to front so each op knows its successor.
     let next: Downstream = outputs;
@@ -242,7 +252,12 @@ export class Task {
     }
     this.#post({ t: "ready" });
     // Every upstream already finished: nothing will ever arrive.
-    if (!this.#source && init.inputs.length === 0) this.#enqueue({ k: "ctl", run: () => this.#maybeFinish() });
+    if (!this.#source && init.inputs.length === 0) {
+      this.#enqueue({
+        k: "ctl",
+        run: () => this.#maybeFinish(),
+      });
+    }
     await this.#loop();
   }
 
@@ -399,7 +414,9 @@ export class Task {
       return;
     }
     const records = batch.records;
-    if (records.length === 0 && batch.watermark !== undefined && batch.watermark > this.#watermark) {
+    if (
+      records.length === 0 && batch.watermark !== undefined && batch.watermark > this.#watermark
+    ) {
       this.#watermark = batch.watermark;
       await this.#head.watermark(batch.watermark);
       return;
@@ -418,7 +435,10 @@ export class Task {
     for (const r of records) if (r.ts > this.#maxTs) this.#maxTs = r.ts;
     await this.#head.run(records, token);
     token.release();
-    const wm = Math.max(this.#maxTs - (this.#init.source?.outOfOrdernessMs ?? 0), batch.watermark ?? -Infinity);
+    const wm = Math.max(
+      this.#maxTs - (this.#init.source?.outOfOrdernessMs ?? 0),
+      batch.watermark ?? -Infinity,
+    );
     if (wm > this.#watermark) {
       this.#watermark = wm;
       await this.#head.watermark(wm);
@@ -430,7 +450,9 @@ export class Task {
       const { position } = this.#positions.shift()!;
       const ack = this.#source?.ack;
       if (ack) {
-        this.#ackChain = this.#ackChain.then(() => ack.call(this.#source, position, this.#sourceCtx!))
+        this.#ackChain = this.#ackChain.then(() =>
+          ack.call(this.#source, position, this.#sourceCtx!)
+        )
           .catch((e) => this.#fail(new HookFailure(this.#init.chain[0]!.stage, e)));
       }
     }
@@ -470,7 +492,9 @@ export class Task {
     if (this.#source) {
       all[this.#init.chain[0]!.stage] = { ...this.#sourceCounters, credits };
     }
-    for (const op of this.#ops) all[op.spec.stage] = { ...op.counters, credits, mailbox: this.#mailbox };
+    for (const op of this.#ops) {
+      all[op.spec.stage] = { ...op.counters, credits, mailbox: this.#mailbox };
+    }
     return all;
   }
 
@@ -496,6 +520,11 @@ export class Task {
     for (const t of this.#timers) clearInterval(t);
     const stage = error instanceof HookFailure ? error.stage : this.#init?.chain[0]?.stage ?? "?";
     const cause = error instanceof HookFailure ? error.cause : error;
-    this.#post({ t: "error", error: toErrorInfo(cause), stage, instance: this.#init?.instance ?? -1 });
+    this.#post({
+      t: "error",
+      error: toErrorInfo(cause),
+      stage,
+      instance: this.#init?.instance ?? -1,
+    });
   }
 }

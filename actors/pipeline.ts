@@ -142,7 +142,9 @@ export class Pipeline implements AsyncDisposable {
   _add(ref: StageRef, options: StageOptions, expected: StageRef["kind"]): number {
     if (this.#runtime) throw new TypeError("Cannot change pipeline: it is already running");
     if (ref?.kind !== expected) {
-      throw new TypeError(`Cannot add stage: expected a ${expected} reference, got ${ref?.kind ?? typeof ref}`);
+      throw new TypeError(
+        `Cannot add stage: expected a ${expected} reference, got ${ref?.kind ?? typeof ref}`,
+      );
     }
     // Unnamed stages are named after their definition when the pipeline is compiled.
     const name = options.name ?? ref.options?.name ?? "";
@@ -176,7 +178,9 @@ export class Pipeline implements AsyncDisposable {
     const o = this.#options;
     const partitions = o.partitions ?? 64;
     if (!Number.isInteger(partitions) || partitions < 1) {
-      throw new ConfigError(`Cannot build pipeline "${this.name}": options.partitions: must be a positive integer`);
+      throw new ConfigError(
+        `Cannot build pipeline "${this.name}": options.partitions: must be a positive integer`,
+      );
     }
     const plan = await compile(this.#nodes, this.#edges, o.defaults ?? {}, partitions);
     const deadLetters = await openDeadLetters(o.deadLetter, this.name);
@@ -264,7 +268,8 @@ async function openDeadLetters(
   };
   const sink = await def.open(config, ctx);
   return {
-    write: (entries) => sink.write(entries.map((e) => ({ value: e, ts: e.at, key: e.record.key })), ctx),
+    write: (entries) =>
+      sink.write(entries.map((e) => ({ value: e, ts: e.at, key: e.record.key })), ctx),
     close: async () => {
       await sink.flush?.(ctx);
       await sink.close?.(ctx);

@@ -81,7 +81,10 @@ export interface SourceInstance<T> {
    * does not get called stops reading (pauses its consumer, stops reading its file). Returns
    * `null` at the end of a bounded input.
    */
-  pull(options: PullOptions, ctx: StageContext<T>): Promise<SourceBatch<T> | null> | SourceBatch<T> | null;
+  pull(
+    options: PullOptions,
+    ctx: StageContext<T>,
+  ): Promise<SourceBatch<T> | null> | SourceBatch<T> | null;
   /** Called, in pull order, with each batch's position once all its records are done everywhere. */
   ack?(position: unknown, ctx: StageContext<T>): void | Promise<void>;
   /** Releases resources. Called once, also after a failure. */
@@ -102,7 +105,11 @@ export interface ProcessorInstance<I, O> {
   process(
     record: StreamRecord<I>,
     ctx: StageContext<O>,
-  ): StreamRecord<O> | StreamRecord<O>[] | void | Promise<StreamRecord<O> | StreamRecord<O>[] | void>;
+  ):
+    | StreamRecord<O>
+    | StreamRecord<O>[]
+    | void
+    | Promise<StreamRecord<O> | StreamRecord<O>[] | void>;
   /** Event time moved forward on all inputs: fire what is complete. */
   onWatermark?(watermark: number, ctx: StageContext<O>): void | Promise<void>;
   /** Processing-time tick, every `tickMs` of the stage options (for processing-time windows, rate limits). */

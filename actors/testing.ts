@@ -61,7 +61,13 @@ export const arraySource = defineSource({
  * ```
  */
 export function fromArray<T>(items: TestInput<T>[], options?: StageOptions): StageRef<never, T> {
-  return { kind: "source", module: import.meta.url, export: "arraySource", config: { items }, options };
+  return {
+    kind: "source",
+    module: import.meta.url,
+    export: "arraySource",
+    config: { items },
+    options,
+  };
 }
 
 /** Sink definition behind {@linkcode collect}: appends records as NDJSON to a file. */

@@ -11,8 +11,11 @@ import {
 } from "../../actors/mod.ts";
 
 const fixtures = new URL("./fixtures/runtime_stages.ts", import.meta.url);
-const ref = <I = unknown, O = unknown>(name: string, config: unknown, kind: "source" | "processor" | "sink" = "processor") =>
-  stage<I, O>(fixtures, config, { kind, export: name });
+const ref = <I = unknown, O = unknown>(
+  name: string,
+  config: unknown,
+  kind: "source" | "processor" | "sink" = "processor",
+) => stage<I, O>(fixtures, config, { kind, export: name });
 
 type Ev = { id: number; n: number };
 
@@ -59,7 +62,12 @@ Deno.test("Pipeline.run() in workers and inline modes gives the same output", as
 Deno.test("Channel backpressure: a slow sink bounds records in flight and memory", async () => {
   const path = await Deno.makeTempFile();
   const batchSize = 100, capacity = 4;
-  const p = pipeline({ mode: "workers", signals: false, heartbeatMs: 50, defaults: { batchSize, capacity } });
+  const p = pipeline({
+    mode: "workers",
+    signals: false,
+    heartbeatMs: 50,
+    defaults: { batchSize, capacity },
+  });
   p.from(paced(20_000, { perPull: 100 }))
     .via(ref("poisonous", {}), { fuse: false })
     .to(ref("slowSink", { path, delayMs: 10 }, "sink"), { permissions: { write: [path] } });
@@ -118,7 +126,11 @@ Deno.test("Supervisor escalates when restart intensity is exceeded and run() nam
   const out = collect<Ev>();
   const p = pipeline({ mode: "workers", signals: false, name: "intense" })
     .from(paced(1000))
-    .via(ref("faulty", { at: 10, marker, how: "always" }), { fuse: false, maxRestarts: 2, withinMs: 10_000 })
+    .via(ref("faulty", { at: 10, marker, how: "always" }), {
+      fuse: false,
+      maxRestarts: 2,
+      withinMs: 10_000,
+    })
     .to(out.sink);
   await assert.rejects(() => p.run(), (e: unknown) => {
     assert.ok(e instanceof PipelineError);
@@ -151,7 +163,10 @@ Deno.test("Poison records are retried, then dead-lettered with the reason; the s
   for (const mode of ["inline", "workers"] as const) {
     const dead = memoryDeadLetters();
     const out = collect<{ id: number; poison?: boolean }>();
-    const input = Array.from({ length: 100 }, (_, id) => ({ value: { id, poison: id % 25 === 3 }, ts: id }));
+    const input = Array.from(
+      { length: 100 },
+      (_, id) => ({ value: { id, poison: id % 25 === 3 }, ts: id }),
+    );
     const summary = await pipeline({ mode, signals: false, deadLetter: dead })
       .from(fromArray(input))
       .via(ref("poisonous", {}), { maxRetries: 2, fuse: false })
@@ -159,7 +174,10 @@ Deno.test("Poison records are retried, then dead-lettered with the reason; the s
       .run();
     assert.equal((await out.values()).length, 96);
     const entries: DeadLetter[] = dead.entries;
-    assert.deepEqual(entries.map((e) => (e.record.value as { id: number }).id).sort((a, b) => a - b), [3, 28, 53, 78]);
+    assert.deepEqual(
+      entries.map((e) => (e.record.value as { id: number }).id).sort((a, b) => a - b),
+      [3, 28, 53, 78],
+    );
     for (const e of entries) {
       assert.equal(e.stage, "poisonous");
       assert.equal(e.attempts, 3);
