@@ -1,8 +1,9 @@
 // Build-time config validation shared by every processor builder: parse with the definition's zod
 // schema at once and turn the first failure into a one-line ConfigError naming the zod path.
-import { z, type ZodType } from "../actors/_deps.ts";
+import { z } from "../actors/_deps.ts";
 import { ConfigError } from "../actors/errors.ts";
 import type { InlineFn } from "../actors/inline_fn.ts";
+import type { ConfigSchema } from "../actors/stage.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
 
 /** A zod issue, reduced to what the message needs. */
@@ -31,12 +32,12 @@ export function formatIssues(root: string, issues: readonly Issue[]): string {
  * Parses `raw` with `schema`, throwing a {@linkcode ConfigError} such as
  * `Cannot configure stage "window": config.sizeMs: Too small: expected number to be >0`.
  */
-export function parseConfig<C>(stageName: string, schema: ZodType<C>, raw: unknown): C {
+export function parseConfig<C>(stageName: string, schema: ConfigSchema<C>, raw: unknown): C {
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
   throw new ConfigError(
     `Cannot configure stage "${stageName}": ${formatIssues("config", result.error.issues)}`,
-    { cause: result.error },
+    { cause: result.error, site: { stage: stageName } },
   );
 }
 
@@ -45,7 +46,7 @@ export function parseConfig<C>(stageName: string, schema: ZodType<C>, raw: unkno
  * runtime imports in the worker. The raw config is kept: the worker validates it again.
  */
 export function processorRef<I, O>(
-  definition: { readonly name: string; readonly config: ZodType<unknown> },
+  definition: { readonly name: string; readonly config: ConfigSchema<unknown> },
   module: string,
   exportName: string,
   config: unknown,

@@ -99,7 +99,7 @@ const windowConfig: z.ZodType<WindowConfig> = z.discriminatedUnion("type", [
  *
  * @example
  * ```ts
- * import { windowStage } from "jsr:@sluice/sluice";
+ * import { windowStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(windowStage.stateful, true);
@@ -123,13 +123,13 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
     // Fires windows that ended by `now` and forgets those past their allowed lateness.
     const advance = (now: number, ctx: StageContext<unknown>, all: boolean): void => {
       const state = ctx.keyed<Win[]>("window");
-      const fired: [number, StreamRecord<unknown>][] = [];
+      const fired: [number, string, StreamRecord<unknown>][] = [];
       const emptied: string[] = [];
       for (const [group, wins] of state.entries()) {
         let changed = false;
         const keep = wins.filter((w) => {
           if (!w.f && (all || w.e <= now)) {
-            fired.push([w.e, output(group, w)]);
+            fired.push([w.e, group, output(group, w)]);
             w.f = changed = true;
           }
           return !all && w.e + lateness > now;
@@ -138,8 +138,8 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
         else if (changed || keep.length !== wins.length) state.set(group, keep);
       }
       for (const group of emptied) state.delete(group);
-      fired.sort((a, b) => a[0] - b[0]);
-      for (const [, record] of fired) ctx.emit(record);
+      fired.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+      for (const [, , record] of fired) ctx.emit(record);
     };
 
     return {
@@ -203,7 +203,7 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
  *   records for it go to the side output `"late"` (dead-lettered by the runtime when not wired),
  *   never silently dropped. **Processing time** assigns records by `ctx.now()` and fires on ticks.
  * - Output: `{ key, ts: windowEnd - 1, value: { windowStart, windowEnd, key, ...aggregates } }`,
- *   in window-end order. Records without a key share one window set and their output has no key.
+ *   in window-end order, then key order. Records without a key share one window set and their output has no key.
  * - End of input fires every open window.
  *
  * @param options Layout, time, allowed lateness and the aggregates (see `aggregate_ops.ts`).
@@ -213,7 +213,7 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
  *
  * @example Revenue per second per store
  * ```ts
- * import { window } from "jsr:@sluice/sluice";
+ * import { window } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ref = window({

@@ -87,6 +87,11 @@ export class Harness<I = unknown, O = unknown> {
     };
   }
 
+  /** Records sent to side output `name` so far (empty when none). */
+  sideOf(name: string): StreamRecord<unknown>[] {
+    return this.side[name] ?? [];
+  }
+
   get instance(): ProcessorInstance<I, O> {
     if (!this.#instance) throw new Error("Cannot drive harness: not opened");
     return this.#instance;
