@@ -1,9 +1,12 @@
 // Config validation with one-line errors that name the zod path.
-import type { ZodError, ZodType } from "./_deps.ts";
+import type { ConfigSchema } from "./stage.ts";
 import { ConfigError } from "./errors.ts";
 
 /** Formats the first zod issue as `config.a.b: message`. */
-export function describeZodError(error: ZodError, root = "config"): string {
+export function describeZodError(
+  error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] },
+  root = "config",
+): string {
   const issue = error.issues[0];
   if (!issue) return `${root}: invalid`;
   const path = issue.path.map((p) => typeof p === "number" ? `[${p}]` : `.${String(p)}`).join("");
@@ -17,7 +20,7 @@ export function describeZodError(error: ZodError, root = "config"): string {
  * @throws {ConfigError} naming the stage and the zod path, e.g.
  *   `Cannot configure stage "window": config.sizeMs: Too small: expected number to be >0`.
  */
-export function parseConfig<C>(def: { config: ZodType<C> }, stage: string, raw: unknown): C {
+export function parseConfig<C>(def: { config: ConfigSchema<C> }, stage: string, raw: unknown): C {
   const result = def.config.safeParse(raw);
   if (!result.success) {
     throw new ConfigError(`Cannot configure stage "${stage}": ${describeZodError(result.error)}`, {

@@ -67,13 +67,21 @@ export interface StateSnapshot {
 
 /** Counters one stage instance reports. */
 export interface StageCounters {
+  /** Records received. */
   in: number;
+  /** Records emitted (for sinks: written). */
   out: number;
+  /** Failed attempts (each retry counts). */
   failed: number;
+  /** Records sent to the dead-letter sink. */
   deadLettered: number;
+  /** Batches waiting in the mailbox. */
   mailbox: number;
+  /** Free credits on the output channels. */
   credits: number;
+  /** Batches processed. */
   batches: number;
+  /** Total batch processing time, in ms. */
   latencyMs: number;
   /** Histogram bucket counts of batch latency, bounds in {@linkcode LATENCY_BUCKETS}. */
   latency: number[];
@@ -84,11 +92,17 @@ export const LATENCY_BUCKETS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, Infi
 
 /** A dead-letter entry: the original record, the reason, and where and when it failed. */
 export interface DeadLetter {
+  /** The original record. */
   record: StreamRecord<unknown>;
+  /** Why it failed. */
   error: ErrorInfo;
+  /** The stage it failed in. */
   stage: string;
+  /** The instance it failed on. */
   instance: number;
+  /** How many times it was tried. */
   attempts: number;
+  /** When it was dead-lettered (ms since the epoch). */
   at: number;
 }
 

@@ -48,6 +48,8 @@ export interface RunSummary {
   stages: Record<string, StageCounters & { restarts: number }>;
   /** Restart latencies (failure detected → replacement ready), in ms. */
   restartLatencies: number[];
+  /** Every failure the supervisors handled, in order. */
+  failures: { stage: string; instance: number; code: string; message: string; at: number }[];
 }
 
 export class Runtime {
@@ -58,6 +60,7 @@ export class Runtime {
   readonly #restarts = new Map<string, number>();
   readonly #replies = new Map<number, (m: FromTask & { t: "reply" }) => void>();
   readonly #latencies: number[] = [];
+  readonly #failures: RunSummary["failures"] = [];
   readonly #lastCounters = new Map<string, Map<number, StageCounters>>();
   #reqId = 0;
   #monitor: ReturnType<typeof setInterval> | undefined;
@@ -88,7 +91,7 @@ export class Runtime {
     for (const g of this.#plan.groups) {
       for (let i = 0; i < g.parallelism; i++) this.#spawn(g, i);
     }
-    this.#monitor = setInterval(() => this.#watch(), this.#o.heartbeatMs);
+    this.#monitor = setInterval(() => this.#watch(), Math.max(10, this.#o.heartbeatMs / 4));
     if (this.#o.signals) {
       Deno.addSignalListener("SIGINT", this.#onSignal);
       Deno.addSignalListener("SIGTERM", this.#onSignal);
@@ -246,7 +249,7 @@ export class Runtime {
     for (const list of this.#instances.values()) {
       for (const inst of list) {
         if (!inst || inst.dead || inst.done) continue;
-        if (inst.ready && now - inst.lastHb > 2 * this.#o.heartbeatMs + 50) {
+        if (inst.ready && now - inst.lastHb > 2 * this.#o.heartbeatMs) {
           this.#failure(
             inst,
             "E_HEARTBEAT",
@@ -272,6 +275,7 @@ export class Runtime {
     inst.dead = true;
     inst.host.terminate();
     this.#remember(inst);
+    this.#failures.push({ stage, instance: inst.index, code, message, at: now });
     const times = (this.#restartTimes.get(g) ?? []).filter((t) => now - t < g.options.withinMs);
     times.push(now);
     this.#restartTimes.set(g, times);
@@ -385,7 +389,7 @@ export class Runtime {
     for (const [stage, { instances, restarts }] of Object.entries(this.counters())) {
       stages[stage] = { ...sum(instances.filter(Boolean)), restarts };
     }
-    return { stages, restartLatencies: [...this.#latencies] };
+    return { stages, restartLatencies: [...this.#latencies], failures: [...this.#failures] };
   }
 
   /** Sources stop, in-flight records drain; after `stopTimeoutMs` everything is terminated. */

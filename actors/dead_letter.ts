@@ -26,7 +26,7 @@ export interface DeadLetterSink {
  *
  * @example
  * ```ts
- * import { ndjsonDeadLetters } from "jsr:@sluice/sluice";
+ * import { ndjsonDeadLetters } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const path = await Deno.makeTempFile();
@@ -64,7 +64,7 @@ export function ndjsonDeadLetters(path: string): DeadLetterSink {
  *
  * @example
  * ```ts
- * import { memoryDeadLetters } from "jsr:@sluice/sluice";
+ * import { memoryDeadLetters } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const sink = memoryDeadLetters();

@@ -20,7 +20,7 @@ export interface FailureSite {
  *
  * @example
  * ```ts
- * import { SluiceError } from "jsr:@sluice/sluice";
+ * import { SluiceError } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const e = new SluiceError("E_TEST", "Cannot run: nothing is wired");
@@ -34,6 +34,8 @@ export class SluiceError extends Error {
   readonly site: FailureSite;
 
   /**
+   * Creates an error with a code and where it happened.
+   *
    * @param code Stable error code.
    * @param message "Cannot X: Y is Z".
    * @param options `cause` and the failure site.
@@ -51,7 +53,7 @@ export class SluiceError extends Error {
  *
  * @example
  * ```ts
- * import { ConfigError } from "jsr:@sluice/sluice";
+ * import { ConfigError } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const e = new ConfigError("Cannot configure stage \"sum\": config.field: Required");
@@ -59,7 +61,12 @@ export class SluiceError extends Error {
  * ```
  */
 export class ConfigError extends SluiceError {
-  /** @param message The one-line description with the zod path. */
+  /**
+   * Creates a config error.
+   *
+   * @param message The one-line description with the zod path.
+   * @param options `cause` and the failure site.
+   */
   constructor(message: string, options: ErrorOptions & { site?: FailureSite } = {}) {
     super("E_CONFIG", message, options);
     this.name = "ConfigError";
@@ -71,7 +78,7 @@ export class ConfigError extends SluiceError {
  *
  * @example
  * ```ts
- * import { PipelineError } from "jsr:@sluice/sluice";
+ * import { PipelineError } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const e = new PipelineError("Cannot run pipeline: stage \"sum\" instance 0 failed", {
@@ -81,7 +88,12 @@ export class ConfigError extends SluiceError {
  * ```
  */
 export class PipelineError extends SluiceError {
-  /** @param message Names stage, instance, partitions and cause. */
+  /**
+   * Creates a pipeline failure.
+   *
+   * @param message Names stage, instance, partitions and cause.
+   * @param options `cause` and the failure site.
+   */
   constructor(message: string, options: ErrorOptions & { site?: FailureSite } = {}) {
     super("E_PIPELINE", message, options);
     this.name = "PipelineError";
@@ -94,14 +106,19 @@ export class PipelineError extends SluiceError {
  *
  * @example
  * ```ts
- * import { RetriableError } from "jsr:@sluice/sluice";
+ * import { RetriableError } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(new RetriableError("Cannot write: broker is down").code, "E_RETRIABLE");
  * ```
  */
 export class RetriableError extends SluiceError {
-  /** @param message What failed. */
+  /**
+   * Creates a transient error.
+   *
+   * @param message What failed.
+   * @param options `cause`.
+   */
   constructor(message: string, options: ErrorOptions = {}) {
     super("E_RETRIABLE", message, options);
     this.name = "RetriableError";

@@ -15,7 +15,7 @@ import { freeVariables, type Token, tokenize } from "./_free_vars.ts";
  *
  * @example
  * ```ts
- * import { compileFn, type InlineFn } from "jsr:@sluice/sluice";
+ * import { compileFn, type InlineFn } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const double: InlineFn = { fn: "(x) => x * 2" };
@@ -45,7 +45,7 @@ const NATIVE = /\{\s*\[native code\]\s*\}\s*$/;
  *
  * @example
  * ```ts
- * import { compileFn, inlineFn } from "jsr:@sluice/sluice";
+ * import { compileFn, inlineFn } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const f = compileFn<(x: number) => number>(inlineFn((x: number) => x * 2, "map"));
@@ -98,7 +98,7 @@ export function inlineFn(fn: unknown, what: string): InlineFn {
  *
  * @example
  * ```ts
- * import { compileFn } from "jsr:@sluice/sluice";
+ * import { compileFn } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(compileFn<() => number>({ fn: "() => 7" })(), 7);

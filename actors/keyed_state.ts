@@ -11,7 +11,7 @@ import { partitionOf } from "./partitioner.ts";
  *
  * @example
  * ```ts
- * import { KeyedState } from "jsr:@sluice/sluice";
+ * import { KeyedState } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const sums = new KeyedState<number>(64);
@@ -24,7 +24,11 @@ export class KeyedState<V> {
   readonly #partitions: number;
   readonly #shards = new Map<number, Map<string, V>>();
 
-  /** @param partitions The pipeline's partition count. */
+  /**
+   * Creates empty state.
+   *
+   * @param partitions The pipeline's partition count.
+   */
   constructor(partitions: number) {
     this.#partitions = partitions;
   }

@@ -14,4 +14,3 @@ export * from "./inline_fn.ts";
 export * from "./pipeline.ts";
 export * from "./dead_letter.ts";
 export * from "./testing.ts";
-export { z } from "./_deps.ts";

@@ -17,7 +17,7 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
- * import { partitionOf } from "jsr:@sluice/sluice";
+ * import { partitionOf } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(partitionOf("sku-1", 64), partitionOf("sku-1", 64));
@@ -63,7 +63,7 @@ export function partitionOf(key: string, partitions: number): number {
  *
  * @example Scaling 2 → 3 moves only a third of the partitions
  * ```ts
- * import { assignPartitions } from "jsr:@sluice/sluice";
+ * import { assignPartitions } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const two = assignPartitions(64, 2);

@@ -105,7 +105,7 @@ export class Flow<T> {
  *
  * @example Generate, double, collect
  * ```ts
- * import { collect, fromArray, map, pipeline } from "jsr:@sluice/sluice";
+ * import { collect, fromArray, map, pipeline } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const out = collect<number>();
@@ -123,7 +123,11 @@ export class Pipeline implements AsyncDisposable {
   readonly #edges: Edge[] = [];
   #runtime: Runtime | undefined;
 
-  /** @param options Pipeline options. */
+  /**
+   * Creates a pipeline; {@linkcode pipeline} is the shorter way.
+   *
+   * @param options Pipeline options.
+   */
   constructor(options: PipelineOptions = {}) {
     this.#options = options;
   }
@@ -232,7 +236,7 @@ export class Pipeline implements AsyncDisposable {
  *
  * @example
  * ```ts
- * import { pipeline } from "jsr:@sluice/sluice";
+ * import { pipeline } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(pipeline({ name: "orders" }).name, "orders");

@@ -10,7 +10,7 @@
  *
  * @example A keyed record
  * ```ts
- * import type { StreamRecord } from "jsr:@sluice/sluice";
+ * import type { StreamRecord } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const r: StreamRecord<{ sku: string }> = { key: "a1", value: { sku: "a1" }, ts: 0 };

@@ -9,7 +9,6 @@
  *
  * @module
  */
-import type { ZodType } from "./_deps.ts";
 import type { StreamRecord } from "./record.ts";
 import type { KeyedState } from "./keyed_state.ts";
 
@@ -139,12 +138,26 @@ export interface SinkInstance<T> {
   close?(ctx: StageContext<never>): void | Promise<void>;
 }
 
+/** What a config schema must offer: zod schemas (`z.object(...)`) fit as they are. */
+export interface ConfigSchema<C> {
+  /** Validates `input`; on failure, `error.issues` carries each problem's path and message. */
+  safeParse(input: unknown): ConfigParseResult<C>;
+}
+
+/** The result of {@linkcode ConfigSchema.safeParse}. */
+export type ConfigParseResult<C> =
+  | { success: true; data: C }
+  | {
+    success: false;
+    error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] };
+  };
+
 /** Common fields of every definition. */
-interface DefinitionBase<C> {
+export interface DefinitionBase<C> {
   /** The stage type's name, used in errors and as the default stage name. */
   readonly name: string;
   /** zod schema for the config; validated before anything starts and again in the worker. */
-  readonly config: ZodType<C>;
+  readonly config: ConfigSchema<C>;
   /** Whether the stage holds state across records (stateful stages are never fused). */
   readonly stateful?: boolean;
   /** Deno permissions the stage needs in its worker (default `"none"`). */
@@ -190,7 +203,8 @@ export type StageDefinition =
  *
  * @example Counting source
  * ```ts
- * import { defineSource, z } from "jsr:@sluice/sluice";
+ * import { defineSource } from "@sluice/sluice";
+ * import { z } from "npm:zod@4.6.7";
  * import assert from "node:assert/strict";
  *
  * export const counter = defineSource({
@@ -223,7 +237,8 @@ export function defineSource<T, C>(
  *
  * @example Upper-casing processor
  * ```ts
- * import { defineProcessor, z } from "jsr:@sluice/sluice";
+ * import { defineProcessor } from "@sluice/sluice";
+ * import { z } from "npm:zod@4.6.7";
  * import assert from "node:assert/strict";
  *
  * export const upper = defineProcessor({
@@ -248,7 +263,8 @@ export function defineProcessor<I, O, C>(
  *
  * @example Console sink
  * ```ts
- * import { defineSink, z } from "jsr:@sluice/sluice";
+ * import { defineSink } from "@sluice/sluice";
+ * import { z } from "npm:zod@4.6.7";
  * import assert from "node:assert/strict";
  *
  * export const log = defineSink({

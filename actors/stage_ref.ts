@@ -68,7 +68,7 @@ export interface StageRef<I = unknown, O = unknown> {
  *
  * @example
  * ```ts
- * import { stage } from "jsr:@sluice/sluice";
+ * import { stage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ref = stage(new URL("./my_stage.ts", import.meta.url), { factor: 2 });

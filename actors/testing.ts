@@ -5,7 +5,7 @@
  */
 import { z } from "./_deps.ts";
 import type { StreamRecord } from "./record.ts";
-import { defineSink, defineSource } from "./stage.ts";
+import { defineSink, defineSource, type SinkDefinition, type SourceDefinition } from "./stage.ts";
 import type { StageOptions, StageRef } from "./stage_ref.ts";
 import { type Flow, pipeline, type PipelineOptions, type RunSummary } from "./pipeline.ts";
 import { type DeadLetter, memoryDeadLetters } from "./dead_letter.ts";
@@ -21,40 +21,42 @@ const recordSchema = z.object({
 });
 
 /** Source definition behind {@linkcode fromArray}. */
-export const arraySource = defineSource({
-  name: "array",
-  config: z.object({
-    items: z.array(z.union([recordSchema, z.object({ watermark: z.number() })])),
-  }).strict(),
-  open({ items }) {
-    let at = 0;
-    return {
-      pull({ max }) {
-        if (at >= items.length) return null;
-        const first = items[at]!;
-        if ("watermark" in first) {
-          at++;
-          return { records: [], watermark: first.watermark, position: at };
-        }
-        const records: StreamRecord<unknown>[] = [];
-        while (at < items.length && records.length < max) {
-          const item = items[at]!;
-          if ("watermark" in item) break;
-          records.push(item as StreamRecord<unknown>);
-          at++;
-        }
-        return { records, position: at };
-      },
-    };
+export const arraySource: SourceDefinition<unknown, { items: TestInput<unknown>[] }> = defineSource(
+  {
+    name: "array",
+    config: z.object({
+      items: z.array(z.union([recordSchema, z.object({ watermark: z.number() })])),
+    }).strict(),
+    open({ items }) {
+      let at = 0;
+      return {
+        pull({ max }) {
+          if (at >= items.length) return null;
+          const first = items[at]!;
+          if ("watermark" in first) {
+            at++;
+            return { records: [], watermark: first.watermark, position: at };
+          }
+          const records: StreamRecord<unknown>[] = [];
+          while (at < items.length && records.length < max) {
+            const item = items[at]!;
+            if ("watermark" in item) break;
+            records.push(item as StreamRecord<unknown>);
+            at++;
+          }
+          return { records, position: at };
+        },
+      };
+    },
   },
-});
+);
 
 /**
  * A source that emits the given records (and watermark markers) in order, then ends.
  *
  * @example
  * ```ts
- * import { fromArray } from "jsr:@sluice/sluice";
+ * import { fromArray } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(fromArray([{ value: 1, ts: 0 }]).kind, "source");
@@ -71,7 +73,7 @@ export function fromArray<T>(items: TestInput<T>[], options?: StageOptions): Sta
 }
 
 /** Sink definition behind {@linkcode collect}: appends records as NDJSON to a file. */
-export const collectSink = defineSink({
+export const collectSink: SinkDefinition<unknown, { path: string }> = defineSink({
   name: "collect",
   config: z.object({ path: z.string() }).strict(),
   open({ path }) {
@@ -104,7 +106,7 @@ export interface Collector<T> {
  *
  * @example
  * ```ts
- * import { collect } from "jsr:@sluice/sluice";
+ * import { collect } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const out = collect<number>();
@@ -167,7 +169,7 @@ export interface TestPipelineOptions extends Omit<PipelineOptions, "deadLetter">
  *
  * @example Doubling with a filter
  * ```ts
- * import { filter, map, testPipeline } from "jsr:@sluice/sluice";
+ * import { filter, map, testPipeline } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const { output } = await testPipeline(

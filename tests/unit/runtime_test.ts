@@ -8,7 +8,7 @@ import {
   PipelineError,
   stage,
   type StreamRecord,
-} from "../../actors/mod.ts";
+} from "../../mod.ts";
 
 const fixtures = new URL("./fixtures/runtime_stages.ts", import.meta.url);
 const ref = <I = unknown, O = unknown>(
@@ -57,6 +57,25 @@ Deno.test("Pipeline.run() in workers and inline modes gives the same output", as
   }
   assert.deepEqual(results[0], results[1]);
   assertAllOnce(results[0]!, 5000);
+});
+
+Deno.test("Operator fusion does not change output: fused and unfused chains agree", async () => {
+  const results: number[][] = [];
+  for (const fuse of [true, false]) {
+    const out = collect<Ev>();
+    const summary = await pipeline({ mode: "workers", signals: false })
+      .from(paced(3000))
+      .via(ref("poisonous", {}), { fuse })
+      .via(ref("poisonous", {}), { fuse, name: "second" })
+      .to(out.sink, { fuse })
+      .run();
+    assert.equal(summary.stages.second?.in, 3000);
+    results.push((await out.values()).map((v) => v.id));
+    await out.clear();
+  }
+  // Fused or not, a single instance per stage keeps the source's order.
+  assert.deepEqual(results[0], results[1]);
+  assert.deepEqual(results[0], Array.from({ length: 3000 }, (_, i) => i));
 });
 
 Deno.test("Channel backpressure: a slow sink bounds records in flight and memory", async () => {
@@ -156,6 +175,12 @@ Deno.test("Supervisor replaces a hung worker within two heartbeat intervals", as
     .run();
   assertAllOnce((await out.values()).map((v) => v.id), 3000);
   assert.equal(summary.stages.faulty?.restarts, 1);
+  const hungAt = Number(await Deno.readTextFile(marker));
+  const failure = summary.failures[0]!;
+  assert.equal(failure.code, "E_HEARTBEAT", failure.message);
+  // Two missed periods, plus the supervisor's check granularity (a quarter period) and slack.
+  const detectedAfter = failure.at - hungAt;
+  assert.ok(detectedAfter <= 2.25 * heartbeatMs + 60, `detected after ${detectedAfter} ms`);
   await out.clear();
 });
 
