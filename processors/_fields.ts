@@ -1,7 +1,7 @@
 // Small helpers over record values shared by the processors: field paths, keys, plain objects.
 import type { StreamRecord } from "../actors/record.ts";
 
-/** Whether `value` is a plain object (`{}` literal or null-prototype), not an array or class instance. */
+/** Whether `value` is a plain object (`{}` literal or null prototype), not an array or instance. */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
   const proto = Object.getPrototypeOf(value);

@@ -40,7 +40,7 @@ const aggregateConfig: z.ZodType<AggregateConfig> = z.object({
  *
  * @example
  * ```ts
- * import { aggregateStage } from "jsr:@sluice/sluice";
+ * import { aggregateStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(aggregateStage.stateful, true);
@@ -88,7 +88,7 @@ export const aggregateStage: ProcessorDefinition<unknown, unknown, AggregateConf
  *
  * @example Revenue and order count per customer
  * ```ts
- * import { aggregate } from "jsr:@sluice/sluice";
+ * import { aggregate } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ref = aggregate({
@@ -97,7 +97,10 @@ export const aggregateStage: ProcessorDefinition<unknown, unknown, AggregateConf
  *   biggest: { op: "max", field: "total" },
  * });
  * assert.equal(ref.export, "aggregateStage");
- * assert.throws(() => aggregate({ revenue: { op: "sum" } as never }), /config\.aggregate\.revenue\.field/);
+ * assert.throws(
+ *   () => aggregate({ revenue: { op: "sum" } as never }),
+ *   /config\.aggregate\.revenue\.field/,
+ * );
  * ```
  */
 export function aggregate<I = unknown, S extends AggregateSpecs = AggregateSpecs>(

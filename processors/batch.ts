@@ -14,7 +14,7 @@ import { groupKey } from "./_fields.ts";
 export interface BatchOptions {
   /** Emit a batch once it holds this many records. Default 100. */
   size?: number;
-  /** Emit a partial batch once its first record has waited this long (processing time). Default none. */
+  /** Emit a partial batch once its first record waited this long (ms). Default none. */
   timeoutMs?: number;
   /** Batch each record key separately; the output keeps the key. Default `false`. */
   perKey?: boolean;
@@ -39,7 +39,7 @@ interface Held {
  *
  * @example
  * ```ts
- * import { batchStage } from "jsr:@sluice/sluice";
+ * import { batchStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(batchStage.stateful, true);
@@ -131,7 +131,7 @@ export const batchStage: ProcessorDefinition<unknown, unknown, BatchOptions> = d
  *
  * @example Bulk writes of 500 records or every 2 seconds
  * ```ts
- * import { batch } from "jsr:@sluice/sluice";
+ * import { batch } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ref = batch({ size: 500, timeoutMs: 2000 });

@@ -70,7 +70,7 @@ function updateString(value: unknown, path: string, fn: (s: string) => string): 
  *
  * @example
  * ```ts
- * import { cleanStage } from "jsr:@sluice/sluice";
+ * import { cleanStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(cleanStage.name, "clean");
@@ -120,7 +120,7 @@ export const cleanStage: ProcessorDefinition<unknown, unknown, CleanOptions> = d
  *
  * @example Cleaning sign-ups
  * ```ts
- * import { clean } from "jsr:@sluice/sluice";
+ * import { clean } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ref = clean({ lowercase: ["email"], collapseWhitespace: ["name"], required: ["email"] });

@@ -17,7 +17,7 @@ export interface DedupeOptions {
    * Default `"key"`. Records without a key (or without the field) are always passed on.
    */
   by?: "key" | "value" | { field: string };
-  /** How long a record is remembered, ms. A record within `ttlMs` of the first one is a duplicate. */
+  /** How long a record is remembered, ms: one within `ttlMs` of the first is a duplicate. */
   ttlMs: number;
   /**
    * `"event"`: `ttlMs` is measured in event time (`ts`) and entries expire as the watermark
@@ -43,7 +43,7 @@ type Seen = Record<string, number>;
  *
  * @example
  * ```ts
- * import { dedupeStage } from "jsr:@sluice/sluice";
+ * import { dedupeStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(dedupeStage.stateful, true);
@@ -114,14 +114,15 @@ export const dedupeStage: ProcessorDefinition<unknown, unknown, DedupeOptions> =
  * With `parallelism > 1`, records are deduplicated within their record key's partition: key the
  * stream by the dedupe field (for example with `mapRecord`) so duplicates meet.
  *
- * @param options What identifies a record, the TTL and its time domain; see {@linkcode DedupeOptions}.
+ * @param options What identifies a record, the TTL and its time domain; see
+ *   {@linkcode DedupeOptions}.
  * @param stageOptions Stage options.
  * @returns A stage reference for a pipeline.
  * @throws {ConfigError} When the options are invalid (the message names the path).
  *
  * @example Dropping repeated order events within a minute
  * ```ts
- * import { dedupe } from "jsr:@sluice/sluice";
+ * import { dedupe } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ref = dedupe({ by: { field: "orderId" }, ttlMs: 60_000 });

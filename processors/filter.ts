@@ -21,7 +21,7 @@ type Predicate = (value: unknown, record: StreamRecord<unknown>) => unknown;
  *
  * @example
  * ```ts
- * import { filterStage } from "jsr:@sluice/sluice";
+ * import { filterStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(filterStage.name, "filter");
@@ -55,7 +55,7 @@ export const filterStage: ProcessorDefinition<unknown, unknown, { fn: InlineFn }
  *
  * @example Keeping large orders
  * ```ts
- * import { filter } from "jsr:@sluice/sluice";
+ * import { filter } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const large = filter((o: { total: number }) => o.total >= 100);
@@ -66,6 +66,24 @@ export function filter<I, O extends I>(
   fn: (value: I, record: StreamRecord<I>) => value is O,
   options?: StageOptions,
 ): StageRef<I, O>;
+/**
+ * Keeps the records whose value passes `fn` (sync or async predicate).
+ *
+ * @param fn `(value, record) => boolean | Promise<boolean>`; it may use only its parameters and
+ *   globals.
+ * @param options Stage options.
+ * @returns A stage reference for a pipeline.
+ * @throws {TypeError} When `fn` is not a function or references outer variables.
+ *
+ * @example Keeping records with a key
+ * ```ts
+ * import { filter } from "jsr:@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const keyed = filter(async (_v: unknown, r) => await Promise.resolve(r.key !== undefined));
+ * assert.equal(keyed.kind, "processor");
+ * ```
+ */
 export function filter<I>(
   fn: (value: I, record: StreamRecord<I>) => boolean | Promise<boolean>,
   options?: StageOptions,

@@ -32,7 +32,7 @@ function expand(record: StreamRecord<unknown>, out: unknown): StreamRecord<unkno
  *
  * @example
  * ```ts
- * import { flatMapStage } from "jsr:@sluice/sluice";
+ * import { flatMapStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(flatMapStage.name, "flatMap");
@@ -66,7 +66,7 @@ export const flatMapStage: ProcessorDefinition<unknown, unknown, { fn: InlineFn 
  *
  * @example Splitting lines into words
  * ```ts
- * import { flatMap } from "jsr:@sluice/sluice";
+ * import { flatMap } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const words = flatMap((line: string) => line.split(/\s+/));

@@ -21,7 +21,7 @@ type MapFn = (value: unknown, record: StreamRecord<unknown>) => unknown;
  *
  * @example
  * ```ts
- * import { mapStage } from "jsr:@sluice/sluice";
+ * import { mapStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(mapStage.name, "map");
@@ -53,7 +53,7 @@ export const mapStage: ProcessorDefinition<unknown, unknown, { fn: InlineFn }> =
  *
  * @example Doubling numbers
  * ```ts
- * import { map } from "jsr:@sluice/sluice";
+ * import { map } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const double = map((n: number) => n * 2, { name: "double" });

@@ -37,7 +37,7 @@ function check(out: unknown): StreamRecord<unknown> | undefined {
  *
  * @example
  * ```ts
- * import { mapRecordStage } from "jsr:@sluice/sluice";
+ * import { mapRecordStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(mapRecordStage.name, "mapRecord");
@@ -70,7 +70,7 @@ export const mapRecordStage: ProcessorDefinition<unknown, unknown, { fn: InlineF
  *
  * @example Keying orders by customer and timing them by their own timestamp
  * ```ts
- * import { mapRecord } from "jsr:@sluice/sluice";
+ * import { mapRecord } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const byCustomer = mapRecord((r: { value: { customer: string; at: number }; ts: number }) => ({

@@ -18,7 +18,7 @@ export {
   transformStage,
 } from "./transform.ts";
 export { clean, type CleanOptions, cleanStage } from "./clean.ts";
-export { validate, type ValidateOptions, validateStage } from "./validate.ts";
+export { validate, type ValidateConfig, type ValidateOptions, validateStage } from "./validate.ts";
 export { dedupe, type DedupeOptions, dedupeStage } from "./dedupe.ts";
 export { sort, type SortKey, type SortOptions, sortStage } from "./sort.ts";
 export { batch, type BatchOptions, batchStage } from "./batch.ts";
@@ -26,12 +26,18 @@ export { rateLimit, type RateLimitOptions, rateLimitStage } from "./rate_limit.t
 export {
   window,
   type WindowCommon,
+  type WindowConfig,
   type WindowLayout,
   type WindowOptions,
   type WindowResult,
   windowStage,
 } from "./window.ts";
-export { aggregate, aggregateStage, type RunningAggregate } from "./aggregate.ts";
+export {
+  aggregate,
+  type AggregateConfig,
+  aggregateStage,
+  type RunningAggregate,
+} from "./aggregate.ts";
 export type {
   AggregateResult,
   AggregateResults,
@@ -43,4 +49,6 @@ export type {
   ReduceSpec,
   TopKEntry,
   TopKSpec,
+  WireAggregateSpec,
+  WireReduceSpec,
 } from "./aggregate_ops.ts";

@@ -42,7 +42,7 @@ interface RateState {
  *
  * @example
  * ```ts
- * import { rateLimitStage } from "jsr:@sluice/sluice";
+ * import { rateLimitStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(rateLimitStage.stateful, true);
@@ -142,7 +142,7 @@ export const rateLimitStage: ProcessorDefinition<unknown, unknown, RateLimitOpti
  *
  * @example At most 50 API calls per second
  * ```ts
- * import { rateLimit } from "jsr:@sluice/sluice";
+ * import { rateLimit } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ref = rateLimit({ perSecond: 50 });

@@ -23,7 +23,7 @@ export interface SortOptions {
   by: SortKey | SortKey[];
   /** Emit once this many records are held. Default 1000 (when `windowMs` is not set). */
   size?: number;
-  /** Emit when the oldest held record has waited this long (processing time, on ticks). Default none. */
+  /** Emit once the oldest held record waited this long (processing time). Default none. */
   timeoutMs?: number;
   /**
    * Sort within tumbling event-time windows of this size instead of batches: a window is emitted,
@@ -60,7 +60,7 @@ interface SortState {
  *
  * @example
  * ```ts
- * import { sortStage } from "jsr:@sluice/sluice";
+ * import { sortStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(sortStage.stateful, true);
@@ -143,7 +143,7 @@ export const sortStage: ProcessorDefinition<unknown, unknown, SortOptions> = def
  *
  * @example Highest price first, in batches of 100
  * ```ts
- * import { sort } from "jsr:@sluice/sluice";
+ * import { sort } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ref = sort({ by: ["-price", "name"], size: 100 });

@@ -55,7 +55,7 @@ const transformConfig: z.ZodType<TransformOptions> = z.object({
  *
  * @example
  * ```ts
- * import { transformStage } from "jsr:@sluice/sluice";
+ * import { transformStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(transformStage.name, "transform");
@@ -120,7 +120,7 @@ export const transformStage: ProcessorDefinition<unknown, unknown, TransformOpti
  *
  * @example Normalising an order
  * ```ts
- * import { transform } from "jsr:@sluice/sluice";
+ * import { transform } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ref = transform({
@@ -130,7 +130,10 @@ export const transformStage: ProcessorDefinition<unknown, unknown, TransformOpti
  *   drop: ["internal"],
  * });
  * assert.equal(ref.export, "transformStage");
- * assert.throws(() => transform({ convert: { total: "float" as "number" } }), /config\.convert\.total/);
+ * assert.throws(
+ *   () => transform({ convert: { total: "float" as "number" } }),
+ *   /config\.convert\.total/,
+ * );
  * ```
  */
 export function transform<I = Record<string, unknown>, O = Record<string, unknown>>(

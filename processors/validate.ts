@@ -69,7 +69,7 @@ function isStandardSchema(value: unknown): value is StandardSchema {
  *
  * @example
  * ```ts
- * import { validateStage } from "jsr:@sluice/sluice";
+ * import { validateStage } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(validateStage.name, "validate");
@@ -130,7 +130,7 @@ export const validateStage: ProcessorDefinition<unknown, unknown, ValidateConfig
  *
  * @example Validating orders with a zod schema from another module
  * ```ts
- * import { validate } from "jsr:@sluice/sluice";
+ * import { validate } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ref = validate(new URL("./schemas.ts", import.meta.url), "OrderSchema");

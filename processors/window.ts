@@ -16,9 +16,15 @@ import type { AggregateResults, AggregateSpecs, WireAggregateSpec } from "./aggr
 
 /** Options every window type shares. */
 export interface WindowCommon<S extends AggregateSpecs> {
-  /** Event time (`ts`, fired by watermarks) or processing time (`ctx.now()`, fired by ticks). Default `"event"`. */
+  /**
+   * Event time (`ts`, fired by watermarks) or processing time (`ctx.now()`, fired by ticks).
+   * Default `"event"`.
+   */
   time?: "event" | "processing";
-  /** How long after a window fired late records still update it and re-fire it, ms (event time only). Default 0. */
+  /**
+   * How long after a window fired late records still update and re-fire it, ms (event time
+   * only). Default 0.
+   */
   allowedLatenessMs?: number;
   /** The named aggregates each window computes. */
   aggregate: S;
@@ -203,7 +209,8 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
  *   records for it go to the side output `"late"` (dead-lettered by the runtime when not wired),
  *   never silently dropped. **Processing time** assigns records by `ctx.now()` and fires on ticks.
  * - Output: `{ key, ts: windowEnd - 1, value: { windowStart, windowEnd, key, ...aggregates } }`,
- *   in window-end order, then key order. Records without a key share one window set and their output has no key.
+ *   in window-end order, then key order. Records without a key share one window set and their
+ *   output has no key.
  * - End of input fires every open window.
  *
  * @param options Layout, time, allowed lateness and the aggregates (see `aggregate_ops.ts`).
