@@ -43,3 +43,11 @@ function sortedKeys(_key: string, value: unknown): unknown {
   for (const k of Object.keys(value).sort()) out[k] = value[k];
   return out;
 }
+
+/** A record's event time, checked: a non-finite `ts` fails the record (it has no place in time). */
+export function eventTime(record: StreamRecord<unknown>, what: string): number {
+  if (typeof record.ts !== "number" || !Number.isFinite(record.ts)) {
+    throw new TypeError(`Cannot ${what} record: ts is ${String(record.ts)}, not a finite number`);
+  }
+  return record.ts;
+}

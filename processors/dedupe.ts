@@ -8,7 +8,7 @@ import type { StreamRecord } from "../actors/record.ts";
 import { defineProcessor, type ProcessorDefinition, type StageContext } from "../actors/stage.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
 import { fieldSchema, processorRef } from "./_config.ts";
-import { getField, groupKey, identity } from "./_fields.ts";
+import { eventTime, getField, groupKey, identity } from "./_fields.ts";
 
 /** Options of {@linkcode dedupe}. */
 export interface DedupeOptions {
@@ -56,7 +56,7 @@ export const dedupeStage: ProcessorDefinition<unknown, unknown, DedupeOptions> =
   open(config) {
     const by = config.by ?? "key";
     const ttl = config.ttlMs;
-    const eventTime = config.time !== "processing";
+    const byEventTime = config.time !== "processing";
 
     const identify = (record: StreamRecord<unknown>): string | undefined => {
       if (by === "key") return record.key;
@@ -88,7 +88,7 @@ export const dedupeStage: ProcessorDefinition<unknown, unknown, DedupeOptions> =
         if (id === undefined) return record;
         const state = ctx.keyed<Seen>("dedupe");
         const group = groupKey(record);
-        const t = eventTime ? record.ts : ctx.now();
+        const t = byEventTime ? eventTime(record, "dedupe") : ctx.now();
         const seen = state.get(group) ?? {};
         const first = seen[id];
         if (first !== undefined && Math.abs(t - first) < ttl) return;
@@ -97,10 +97,10 @@ export const dedupeStage: ProcessorDefinition<unknown, unknown, DedupeOptions> =
         return record;
       },
       onWatermark(watermark, ctx) {
-        if (eventTime) expire(watermark, ctx);
+        if (byEventTime) expire(watermark, ctx);
       },
       onTick(now, ctx) {
-        if (!eventTime) expire(now, ctx);
+        if (!byEventTime) expire(now, ctx);
       },
     };
   },

@@ -9,6 +9,7 @@ import { defineProcessor, type ProcessorDefinition, type StageContext } from "..
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
 import { fieldSchema, processorRef } from "./_config.ts";
 import { comparator, type SortKeySpec } from "./_compare.ts";
+import { eventTime } from "./_fields.ts";
 
 /**
  * A sort key: a field path of the value (`"price"`, `"-price"` for descending), `"$ts"` for event
@@ -101,7 +102,8 @@ export const sortStage: ProcessorDefinition<unknown, unknown, SortOptions> = def
           if (held.length >= size) release(ctx);
           return;
         }
-        const start = record.ts - (((record.ts % windowMs) + windowMs) % windowMs);
+        const ts = eventTime(record, "sort");
+        const start = ts - (((ts % windowMs) + windowMs) % windowMs);
         if (start + windowMs <= ctx.watermark) return ctx.emitTo("late", record);
         const bucket = windows.get(start);
         if (bucket) bucket.push(record);

@@ -9,7 +9,7 @@ import type { StreamRecord } from "../actors/record.ts";
 import { defineProcessor, type ProcessorDefinition, type StageContext } from "../actors/stage.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
 import { processorRef } from "./_config.ts";
-import { groupKey } from "./_fields.ts";
+import { eventTime, groupKey } from "./_fields.ts";
 import { aggregateSpecsSchema, compileAggregator, toWireSpecs } from "./_aggregator.ts";
 import { addToSession, fixedWindows, type Win } from "./_window_assign.ts";
 import type { AggregateResults, AggregateSpecs, WireAggregateSpec } from "./aggregate_ops.ts";
@@ -117,7 +117,7 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
   stateful: true,
   open(config) {
     const aggregator = compileAggregator(config.aggregate);
-    const eventTime = config.time !== "processing";
+    const byEventTime = config.time !== "processing";
     const lateness = config.allowedLatenessMs ?? 0;
 
     const output = (group: string, w: Win): StreamRecord<unknown> => {
@@ -152,8 +152,8 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
       process(record, ctx) {
         const state = ctx.keyed<Win[]>("window");
         const group = groupKey(record);
-        const t = eventTime ? record.ts : ctx.now();
-        const wm = eventTime ? ctx.watermark : -Infinity;
+        const t = byEventTime ? eventTime(record, "window") : ctx.now();
+        const wm = byEventTime ? ctx.watermark : -Infinity;
         const expired = (end: number) => end + lateness <= wm;
         const wins = state.get(group) ?? [];
         const touched: Win[] = [];
@@ -185,10 +185,10 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
         }
       },
       onWatermark(watermark, ctx) {
-        if (eventTime) advance(watermark, ctx, false);
+        if (byEventTime) advance(watermark, ctx, false);
       },
       onTick(now, ctx) {
-        if (!eventTime) advance(now, ctx, false);
+        if (!byEventTime) advance(now, ctx, false);
       },
       flush(ctx) {
         advance(Infinity, ctx, true);

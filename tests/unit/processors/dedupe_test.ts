@@ -110,3 +110,12 @@ Deno.test("dedupe() rejects bad configs with a ConfigError naming the zod path",
   });
   assert.equal(dedupeStage.stateful, true);
 });
+
+Deno.test("dedupe() in event time dead-letters records whose ts is NaN", async () => {
+  const h = await harness(dedupe({ ttlMs: 10 }));
+  await h.push([rec(1, NaN, "a"), rec(2, 0, "a")]);
+  assert.deepEqual(h.dead.map((d) => d.reason), [
+    "Cannot dedupe record: ts is NaN, not a finite number",
+  ]);
+  assert.equal(h.emitted.length, 1);
+});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { filter } from "../../../processors/filter.ts";
+import type { StageRef } from "../../../actors/stage_ref.ts";
 import { harness, rawRef, rec } from "./_harness.ts";
 
 Deno.test("filter() keeps the records the predicate accepts, in order", async () => {
@@ -20,7 +21,7 @@ Deno.test("filter() narrows with a type guard and awaits async predicates", asyn
   );
   assert.deepEqual((await h.push([rec("a"), rec(1), rec("b")])).map((r) => r.value), ["a", "b"]);
   const guard = filter((v: string | number): v is string => typeof v === "string");
-  const typed: { types?: { in: string | number; out: string } } = guard;
+  const typed: StageRef<string | number, string> = guard;
   assert.ok(typed);
 });
 

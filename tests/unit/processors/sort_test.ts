@@ -105,3 +105,10 @@ Deno.test("sort() rejects bad configs with a ConfigError naming the zod path", a
   });
   assert.equal(sortStage.stateful, true);
 });
+
+Deno.test("sort() within event-time windows dead-letters records whose ts is NaN", async () => {
+  const h = await harness(sort({ by: "$ts", windowMs: 100 }));
+  await h.push([rec("x", NaN), rec("y", 1)]);
+  assert.equal(h.dead[0]?.reason, "Cannot sort record: ts is NaN, not a finite number");
+  assert.deepEqual(values(await h.flush()), ["y"]);
+});

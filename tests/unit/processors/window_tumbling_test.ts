@@ -132,3 +132,13 @@ Deno.test("window() with an offset aligns windows to it", async () => {
   await h.push([rec(1, 249), rec(1, 250)]);
   assert.deepEqual((await h.flush()).map((r) => r.value.windowStart), [-750, 250]);
 });
+
+Deno.test("window() dead-letters records whose ts is NaN or infinite", async () => {
+  const h = await harness(sales());
+  await h.push([rec({ v: 1 }, NaN, "a"), rec({ v: 1 }, Infinity, "a"), rec({ v: 2 }, 5, "a")]);
+  assert.deepEqual(h.dead.map((d) => d.reason), [
+    "Cannot window record: ts is NaN, not a finite number",
+    "Cannot window record: ts is Infinity, not a finite number",
+  ]);
+  assert.deepEqual((await h.flush()).map((r) => r.value.total), [2]);
+});
