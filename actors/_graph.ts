@@ -3,6 +3,7 @@ import type { StageDefinition, StagePermissions } from "./stage.ts";
 import type { StageOptions, StageRef, Strategy } from "./stage_ref.ts";
 import { ConfigError } from "./errors.ts";
 import { parseConfig } from "./_config.ts";
+import { checkOptions, stageOptionsSchema } from "./_options.ts";
 import type { StageSpec } from "./_protocol.ts";
 
 /** A stage as the builder recorded it. */
@@ -104,15 +105,11 @@ function resolve(
   defaults: StageOptions,
   partitions: number,
 ): Resolved {
-  const o = { ...DEFAULTS, ...defaults, ...node.ref.options, ...node.options };
   const where = `Cannot configure stage "${node.name}"`;
-  const positive = ["capacity", "batchSize", "maxRestarts", "withinMs", "tickMs"] as const;
-  for (const key of positive) {
-    if (!Number.isFinite(o[key]) || o[key] < 1) {
-      throw new ConfigError(`${where}: options.${key}: must be a positive number, got ${o[key]}`);
-    }
-  }
-  if (!Number.isInteger(o.parallelism) || o.parallelism < 1 || o.parallelism > partitions) {
+  checkOptions(stageOptionsSchema, node.ref.options, where);
+  checkOptions(stageOptionsSchema, node.options, where);
+  const o = { ...DEFAULTS, ...defaults, ...node.ref.options, ...node.options };
+  if (o.parallelism > partitions) {
     throw new ConfigError(
       `${where}: options.parallelism: must be an integer within 1..${partitions}`,
     );

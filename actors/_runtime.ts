@@ -23,7 +23,8 @@ export interface RuntimeOptions {
   heartbeatMs: number;
   startTimeoutMs: number;
   stopTimeoutMs: number;
-  deadLetters: DeadLetterSink;
+  /** The dead-letter sink of each stage. */
+  deadLetters: (stage: string) => DeadLetterSink;
   outOfOrdernessMs: number;
   signals: boolean;
 }
@@ -218,7 +219,7 @@ export class Runtime {
         this.#failure(inst, m.error.code, m.error.message, m.stage);
         break;
       case "dlq":
-        Promise.resolve(this.#o.deadLetters.write(m.entries)).then(
+        Promise.resolve(this.#o.deadLetters(m.entries[0]?.stage ?? "").write(m.entries)).then(
           () => inst.host.post({ t: "dlqAck", id: m.id }),
           (e) =>
             inst.host.post({ t: "dlqAck", id: m.id, error: { code: "E_DLQ", message: String(e) } }),

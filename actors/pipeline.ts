@@ -15,6 +15,7 @@ import { partitionOf } from "./partitioner.ts";
 import { type RunSummary, Runtime } from "./_runtime.ts";
 import type { StageCounters } from "./_protocol.ts";
 import { keyByRef } from "./_key_by.ts";
+import { checkOptions, pipelineOptionsSchema } from "./_options.ts";
 
 export type { RunSummary, StageCounters };
 
@@ -138,7 +139,7 @@ export class Pipeline implements AsyncDisposable {
   }
 
   /** Adds a source. */
-  from<T>(source: StageRef<unknown, T>, options: StageOptions = {}): Flow<T> {
+  from<T>(source: StageRef<never, T>, options: StageOptions = {}): Flow<T> {
     return new Flow<T>(this, this._add(source, options, "source"));
   }
 
@@ -180,14 +181,16 @@ export class Pipeline implements AsyncDisposable {
   async run(): Promise<RunSummary> {
     if (this.#runtime) throw new TypeError("Cannot run pipeline: it already ran");
     const o = this.#options;
+    checkOptions(pipelineOptionsSchema, o, `Cannot build pipeline "${this.name}"`);
     const partitions = o.partitions ?? 64;
-    if (!Number.isInteger(partitions) || partitions < 1) {
-      throw new ConfigError(
-        `Cannot build pipeline "${this.name}": options.partitions: must be a positive integer`,
-      );
-    }
     const plan = await compile(this.#nodes, this.#edges, o.defaults ?? {}, partitions);
-    const deadLetters = await openDeadLetters(o.deadLetter, this.name);
+    const fallback = await openDeadLetters(o.deadLetter, this.name);
+    const perStage = new Map<string, DeadLetterSink>();
+    for (const node of this.#nodes) {
+      const target = node.options.deadLetter ?? node.ref.options?.deadLetter ??
+        o.defaults?.deadLetter;
+      if (target) perStage.set(node.name, await openDeadLetters(target, this.name));
+    }
     this.#runtime = new Runtime(plan, {
       name: this.name,
       mode: o.mode ?? "workers",
@@ -195,14 +198,14 @@ export class Pipeline implements AsyncDisposable {
       heartbeatMs: o.heartbeatMs ?? 1000,
       startTimeoutMs: o.startTimeoutMs ?? 30_000,
       stopTimeoutMs: o.stopTimeoutMs ?? 30_000,
-      deadLetters,
+      deadLetters: (stage) => perStage.get(stage) ?? fallback,
       outOfOrdernessMs: o.outOfOrdernessMs ?? 0,
       signals: o.signals ?? true,
     });
     try {
       return await this.#runtime.start();
     } finally {
-      await deadLetters.close?.();
+      for (const sink of [fallback, ...perStage.values()]) await sink.close?.();
     }
   }
 

@@ -4,6 +4,7 @@
  * @module
  */
 import type { StagePermissions } from "./stage.ts";
+import type { DeadLetterSink } from "./dead_letter.ts";
 
 /** Supervision strategy of a stage's supervisor. */
 export type Strategy = "one_for_one" | "rest_for_one" | "one_for_all";
@@ -36,6 +37,8 @@ export interface StageOptions {
   tickMs?: number;
   /** An input silent this long no longer holds back the watermark, in ms. Default 10 000. */
   idleTimeoutMs?: number;
+  /** Where this stage's dead letters go (a sink stage or a sink object). Default: the pipeline's. */
+  deadLetter?: DeadLetterSink | StageRef;
 }
 
 /**
@@ -43,7 +46,7 @@ export interface StageOptions {
  * config. Build one with {@linkcode stage}, or with the helpers in `processors/` and
  * `connectors/`. `I` and `O` are the record value types in and out.
  */
-export interface StageRef<I = unknown, O = unknown> {
+export interface StageRef<I = never, O = unknown> {
   /** What the definition is. */
   readonly kind: "source" | "processor" | "sink";
   /** URL of the module that exports the definition. */
@@ -54,8 +57,11 @@ export interface StageRef<I = unknown, O = unknown> {
   readonly config: unknown;
   /** Default options for this stage (the pipeline's per-stage options override them). */
   readonly options?: StageOptions;
-  /** Phantom field carrying the record value types; never set. */
-  readonly types?: { in: I; out: O };
+  /**
+   * Phantom field carrying the record value types; never set. `in` is a parameter type so that a
+   * stage taking `unknown` fits any flow (contravariance), while `out` flows on to the next stage.
+   */
+  readonly types?: { in: (value: I) => void; out: O };
 }
 
 /**

@@ -1,0 +1,66 @@
+// zod schemas of pipeline and stage options: a typo or a wrong type fails at build time with the
+// path, like a stage config does.
+import { z } from "./_deps.ts";
+import { ConfigError } from "./errors.ts";
+import { describeZodError } from "./_config.ts";
+
+const list = z.union([z.boolean(), z.array(z.string())]);
+
+const permissions = z.union([
+  z.literal("none"),
+  z.literal("inherit"),
+  z.object({
+    net: list.optional(),
+    read: list.optional(),
+    write: list.optional(),
+    env: list.optional(),
+    run: list.optional(),
+    sys: list.optional(),
+    ffi: list.optional(),
+    import: list.optional(),
+  }).strict(),
+]);
+
+const positive = z.number().positive().finite();
+
+/** Per-stage options (the `StageOptions` type in stage_ref.ts mirrors it). */
+export const stageOptionsSchema = z.object({
+  name: z.string().regex(/^[A-Za-z][\w.-]*$/, "must be an identifier").optional(),
+  parallelism: z.number().int().positive().optional(),
+  capacity: z.number().int().positive().optional(),
+  batchSize: z.number().int().positive().optional(),
+  lingerMs: z.number().nonnegative().finite().optional(),
+  strategy: z.enum(["one_for_one", "rest_for_one", "one_for_all"]).optional(),
+  maxRestarts: z.number().int().nonnegative().optional(),
+  withinMs: positive.optional(),
+  maxRetries: z.number().int().nonnegative().optional(),
+  fuse: z.boolean().optional(),
+  permissions: permissions.optional(),
+  tickMs: positive.optional(),
+  idleTimeoutMs: positive.optional(),
+  deadLetter: z.custom<object>((v) => typeof v === "object" && v !== null, "must be a sink")
+    .optional(),
+}).strict();
+
+/** Pipeline options. */
+export const pipelineOptionsSchema = z.object({
+  name: z.string().min(1).optional(),
+  mode: z.enum(["workers", "inline"]).optional(),
+  partitions: z.number().int().positive().max(65_536).optional(),
+  heartbeatMs: positive.optional(),
+  startTimeoutMs: positive.optional(),
+  stopTimeoutMs: positive.optional(),
+  deadLetter: z.custom<object>((v) => typeof v === "object" && v !== null, "must be a sink")
+    .optional(),
+  defaults: stageOptionsSchema.optional(),
+  outOfOrdernessMs: z.number().nonnegative().finite().optional(),
+  signals: z.boolean().optional(),
+}).strict();
+
+/** Validates options, throwing a ConfigError naming the path (`options.parallelism: …`). */
+export function checkOptions(schema: z.ZodType, value: unknown, where: string): void {
+  const result = schema.safeParse(value ?? {});
+  if (!result.success) {
+    throw new ConfigError(`${where}: ${describeZodError(result.error, "options")}`);
+  }
+}
