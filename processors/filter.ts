@@ -77,7 +77,7 @@ export function filter<I, O extends I>(
  *
  * @example Keeping records with a key
  * ```ts
- * import { filter } from "jsr:@sluice/sluice";
+ * import { filter } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const keyed = filter(async (_v: unknown, r) => await Promise.resolve(r.key !== undefined));
