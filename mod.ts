@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { fromArray, map, testPipeline } from "jsr:@sluice/sluice";
+ * import { fromArray, map, testPipeline } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const { output } = await testPipeline(
