@@ -55,8 +55,10 @@ export interface TaskInit {
   idleTimeoutMs: number;
   /** Keyed-state snapshot to restore before processing (per stage name). */
   restore?: Record<string, StateSnapshot>;
-  /** Clock offset used by tests (ms added to Date.now()). */
+  /** Source settings. */
   source?: { outOfOrdernessMs: number; batchSize: number };
+  /** Wait for a `start` message before processing (set while the supervisor wires the graph). */
+  hold?: boolean;
 }
 
 /** Keyed state of a stage: per state name, the partition snapshots; plus the extra hook state. */
@@ -124,6 +126,7 @@ export type ToTask =
   | { t: "restore"; id: number; state: Record<string, StateSnapshot>; owned: number[] }
   | { t: "retire"; id: number }
   | { t: "stop" }
+  | { t: "start" }
   | { t: "kill" }
   | { t: "dlqAck"; id: number; error?: ErrorInfo };
 

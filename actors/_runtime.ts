@@ -89,9 +89,12 @@ export class Runtime {
       g.assignment = keyed ? assignPartitions(this.#o.partitions, g.parallelism) : [];
       this.#instances.set(g, []);
     }
+    // Every task is wired before any starts, so none routes to a neighbour not yet connected.
+    const all: Instance[] = [];
     for (const g of this.#plan.groups) {
-      for (let i = 0; i < g.parallelism; i++) this.#spawn(g, i);
+      for (let i = 0; i < g.parallelism; i++) all.push(this.#spawn(g, i, undefined, true));
     }
+    for (const inst of all) inst.host.post({ t: "start" });
     this.#monitor = setInterval(() => this.#watch(), Math.max(10, this.#o.heartbeatMs / 4));
     if (this.#o.signals) {
       Deno.addSignalListener("SIGINT", this.#onSignal);
@@ -115,7 +118,7 @@ export class Runtime {
   }
 
   /** Starts instance `index` of `g`, wiring channels to every live neighbour. */
-  #spawn(g: Group, index: number, restore?: Record<string, StateSnapshot>): Instance {
+  #spawn(g: Group, index: number, restore?: Record<string, StateSnapshot>, hold = false): Instance {
     const transfer: Transferable[] = [];
     const inputs: InputSpec[] = [];
     for (const e of this.#plan.edges.filter((x) => x.to === g)) {
@@ -197,6 +200,7 @@ export class Runtime {
       heartbeatMs: this.#o.heartbeatMs,
       idleTimeoutMs: g.options.idleTimeoutMs,
       restore,
+      hold,
       source: { outOfOrdernessMs: this.#o.outOfOrdernessMs, batchSize: g.options.batchSize },
     };
     inst.host.post(init, transfer);

@@ -84,6 +84,8 @@ export class Task {
   #finished = false;
   #failed = false;
   #mailbox = 0;
+  #go!: () => void;
+  readonly #started = new Promise<void>((resolve) => this.#go = resolve);
 
   constructor(control: ControlPort) {
     this.#control = control;
@@ -163,6 +165,9 @@ export class Task {
             this.#post({ t: "reply", id: msg.id });
           },
         });
+        break;
+      case "start":
+        this.#go();
         break;
       case "kill":
         this.kill();
@@ -251,6 +256,7 @@ export class Task {
       this.#timers.push(setInterval(() => this.#enqueue({ k: "tick" }), tickMs));
     }
     this.#post({ t: "ready" });
+    if (init.hold) await this.#started;
     // Every upstream already finished: nothing will ever arrive.
     if (!this.#source && init.inputs.length === 0) {
       this.#enqueue({

@@ -23,6 +23,8 @@ import { partitionOf } from "./partitioner.ts";
 export class KeyedState<V> {
   readonly #partitions: number;
   readonly #shards = new Map<number, Map<string, V>>();
+  /** Partitions touched since the last {@linkcode KeyedState.takeDirty}: values may be mutated in place after `get`. */
+  readonly #dirty = new Set<number>();
 
   /**
    * Creates empty state.
@@ -35,6 +37,7 @@ export class KeyedState<V> {
 
   #shard(key: string, create: boolean): Map<string, V> | undefined {
     const p = partitionOf(key, this.#partitions);
+    this.#dirty.add(p);
     let shard = this.#shards.get(p);
     if (!shard && create) {
       shard = new Map();
@@ -73,7 +76,17 @@ export class KeyedState<V> {
 
   /** Every (key, state) pair, partition by partition. */
   *entries(): IterableIterator<[string, V]> {
-    for (const shard of this.#shards.values()) yield* shard.entries();
+    for (const [p, shard] of this.#shards) {
+      this.#dirty.add(p);
+      yield* shard.entries();
+    }
+  }
+
+  /** Partitions read or written since the last call (whose state may have changed), and resets the set. */
+  takeDirty(): number[] {
+    const dirty = [...this.#dirty];
+    this.#dirty.clear();
+    return dirty;
   }
 
   /** Copies out the given partitions' state (all when omitted), as `[partition, entries]` pairs. */
@@ -98,6 +111,9 @@ export class KeyedState<V> {
 
   /** Drops partitions this instance no longer owns. */
   drop(partitions: Iterable<number>): void {
-    for (const p of partitions) this.#shards.delete(p);
+    for (const p of partitions) {
+      this.#shards.delete(p);
+      this.#dirty.delete(p);
+    }
   }
 }
