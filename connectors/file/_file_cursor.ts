@@ -1,0 +1,184 @@
+// A read position in one file that hands out chunks cut at line boundaries: the partial last
+// line is carried into the next chunk, so no chunk splits a line (nor a UTF-8 character).
+import { type ByteReader, openByteReader } from "./_byte_reader.ts";
+
+/** A piece of a file as the cursor hands it out. */
+export interface CursorChunk {
+  /** The bytes (a fresh buffer, never a view into a larger one). */
+  bytes: Uint8Array;
+  /** Byte offset of the first byte (decompressed offset for gzip). */
+  offset: number;
+  /** 1-based number of the line the chunk starts with. */
+  line: number;
+}
+
+/** How a cursor reads. */
+export interface CursorOptions {
+  gzip: boolean;
+  /** Cut at line boundaries (every format but `bytes`). */
+  lines: boolean;
+  /** Target chunk size. */
+  chunkBytes: number;
+  /** A line longer than this is cut anyway (at a UTF-8 character boundary). */
+  maxLineBytes: number;
+  /** Read line 1 as a header (CSV) instead of handing it out. */
+  header: boolean;
+}
+
+const NL = 10;
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function countLines(bytes: Uint8Array): number {
+  let n = 0;
+  for (let i = bytes.indexOf(NL); i >= 0; i = bytes.indexOf(NL, i + 1)) n++;
+  return n;
+}
+
+/** Largest cut ≤ `at` that does not split a UTF-8 sequence. */
+function utf8Cut(bytes: Uint8Array, at: number): number {
+  let cut = Math.min(at, bytes.length);
+  while (cut > 0 && cut < bytes.length && (bytes[cut]! & 0xc0) === 0x80) cut--;
+  return cut === 0 ? at : cut;
+}
+
+/** One open file, its position and what was read past the last line boundary. */
+export class FileCursor {
+  readonly path: string;
+  readonly #options: CursorOptions;
+  #reader: ByteReader;
+  #carry: Uint8Array = new Uint8Array(0);
+  /** Offset of the first byte not yet handed out. */
+  offset: number;
+  /** Line number at `offset`. */
+  line: number;
+  /** The raw CSV header line, when `header` is set. */
+  header: string | undefined;
+
+  private constructor(path: string, reader: ByteReader, options: CursorOptions, at: Position) {
+    this.path = path;
+    this.#reader = reader;
+    this.#options = options;
+    this.offset = at.offset;
+    this.line = at.line;
+  }
+
+  /** Opens `path` at a position (the start by default), reading the CSV header first if asked. */
+  static async open(
+    path: string,
+    options: CursorOptions,
+    at: Position = { offset: 0, line: 1 },
+  ): Promise<FileCursor> {
+    let header: string | undefined;
+    if (options.header) {
+      const first = new FileCursor(path, await openByteReader(path, { ...options, offset: 0 }), {
+        ...options,
+        header: false,
+      }, { offset: 0, line: 1 });
+      const chunk = await first.#nextLine();
+      const end = chunk ? chunk.length : 0;
+      header = new TextDecoder().decode(chunk ?? new Uint8Array(0)).replace(/\r?\n$/, "");
+      if (at.offset < end) {
+        first.header = header;
+        first.offset = end;
+        first.line = 2;
+        return first;
+      }
+      first.close();
+    }
+    const reader = await openByteReader(path, { gzip: options.gzip, offset: at.offset });
+    const cursor = new FileCursor(path, reader, options, at);
+    cursor.header = header;
+    return cursor;
+  }
+
+  /** The file's inode when opened. */
+  get ino(): number | null {
+    return this.#reader.ino;
+  }
+
+  /** Bytes read from the file so far (handed out or carried). */
+  get readOffset(): number {
+    return this.offset + this.#carry.length;
+  }
+
+  async #nextLine(): Promise<Uint8Array | null> {
+    for (;;) {
+      const nl = this.#carry.indexOf(NL);
+      if (nl >= 0) return this.#take(nl + 1);
+      const more = await this.#reader.read(this.#options.chunkBytes);
+      if (!more) return this.#carry.length > 0 ? this.#take(this.#carry.length) : null;
+      this.#carry = concat(this.#carry, more);
+    }
+  }
+
+  #take(n: number): Uint8Array {
+    const bytes = this.#carry.slice(0, n);
+    this.#carry = this.#carry.slice(n);
+    this.offset += n;
+    return bytes;
+  }
+
+  #chunk(n: number): CursorChunk {
+    const at = { offset: this.offset, line: this.line };
+    const bytes = this.#take(n);
+    if (this.#options.lines) this.line += countLines(bytes);
+    return { bytes, ...at };
+  }
+
+  /**
+   * The next chunk, or `null` when the file has no more complete data now. At the end of the
+   * file, a last line without newline is handed out when `flush`, held otherwise (followed files
+   * may still complete it).
+   */
+  async next(flush: boolean): Promise<CursorChunk | null> {
+    const { chunkBytes, maxLineBytes, lines } = this.#options;
+    for (;;) {
+      if (this.#carry.length >= chunkBytes) {
+        if (!lines) return this.#chunk(chunkBytes);
+        const nl = this.#carry.lastIndexOf(NL);
+        if (nl >= 0) return this.#chunk(nl + 1);
+        if (this.#carry.length >= maxLineBytes) {
+          return this.#chunk(utf8Cut(this.#carry, maxLineBytes));
+        }
+      }
+      const more = await this.#reader.read(Math.max(chunkBytes - this.#carry.length, 1 << 14));
+      if (more) {
+        this.#carry = concat(this.#carry, more);
+        continue;
+      }
+      if (this.#carry.length === 0) return null;
+      if (!lines || flush) return this.#chunk(this.#carry.length);
+      const nl = this.#carry.lastIndexOf(NL);
+      return nl >= 0 ? this.#chunk(nl + 1) : null;
+    }
+  }
+
+  /** Starts over at offset 0 (the file was truncated). */
+  async reset(): Promise<void> {
+    this.close();
+    const fresh = await FileCursor.open(this.path, this.#options);
+    this.#reader = fresh.#reader;
+    this.#carry = fresh.#carry;
+    this.offset = fresh.offset;
+    this.line = fresh.line;
+    this.header = fresh.header;
+  }
+
+  /** Closes the file. */
+  close(): void {
+    this.#reader.close();
+  }
+}
+
+/** Where to start reading. */
+export interface Position {
+  offset: number;
+  line: number;
+}

@@ -1,0 +1,84 @@
+/**
+ * `decodeNdjson`: turns file chunks into one record per JSON line.
+ *
+ * @module
+ */
+import { z } from "../../actors/_deps.ts";
+import { parseConfig } from "../../actors/_config.ts";
+import type { StreamRecord } from "../../actors/record.ts";
+import { defineProcessor, type ProcessorDefinition } from "../../actors/stage.ts";
+import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
+import { chunkLines, eventTime, lineError, lineRecord } from "./_lines.ts";
+import type { FileChunk } from "./file_source.ts";
+
+/** Options of {@linkcode decodeNdjson}. */
+export interface DecodeNdjsonOptions {
+  /** Take event time from this field of each object (epoch ms or a date string). Default: the chunk's read time. */
+  tsField?: string;
+}
+
+/**
+ * The `decodeNdjson` processor definition (config {@linkcode DecodeNdjsonOptions}). Stateless.
+ * Prefer the {@linkcode decodeNdjson} builder.
+ *
+ * @example
+ * ```ts
+ * import { decodeNdjsonStage } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(decodeNdjsonStage.name, "decodeNdjson");
+ * ```
+ */
+export const decodeNdjsonStage: ProcessorDefinition<FileChunk, unknown, DecodeNdjsonOptions> =
+  defineProcessor({
+    name: "decodeNdjson",
+    config: z.object({ tsField: z.string().min(1).optional() }).strict(),
+    open(config) {
+      return {
+        process(record: StreamRecord<FileChunk>, ctx): StreamRecord<unknown>[] {
+          const out: StreamRecord<unknown>[] = [];
+          const { file } = record.value;
+          for (const { text, line } of chunkLines(record.value)) {
+            if (text.trim() === "") continue;
+            try {
+              const value: unknown = JSON.parse(text);
+              const r = lineRecord(record, value, line);
+              if (config.tsField) r.ts = eventTime(value, config.tsField);
+              out.push(r);
+            } catch (e) {
+              ctx.deadLetter(lineRecord(record, text, line), lineError("NDJSON", file, line, e));
+            }
+          }
+          return out;
+        },
+      };
+    },
+  });
+
+/**
+ * Decodes file chunks (from `fileSource`) into one record per JSON line, with headers
+ * `{ file, line }`. Blank lines are skipped. A line that is not valid JSON (or lacks a valid
+ * `tsField`) goes to the dead-letter sink as its raw text, with the file and line in its headers
+ * and reason — it never stops the stream. Stateless: run it with `parallelism: N`.
+ *
+ * @param options `tsField` (default: none, event time is the read time).
+ * @param stageOptions Stage options (name, parallelism, ...).
+ * @returns A processor reference.
+ * @throws {ConfigError} When the options are invalid.
+ *
+ * @example
+ * ```ts
+ * import { decodeNdjson } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(decodeNdjson({ tsField: "at" }).export, "decodeNdjsonStage");
+ * ```
+ */
+export function decodeNdjson<T = unknown>(
+  options: DecodeNdjsonOptions = {},
+  stageOptions?: StageOptions,
+): StageRef<FileChunk, T> {
+  parseConfig(decodeNdjsonStage, stageOptions?.name ?? decodeNdjsonStage.name, options);
+  const ref = { kind: "processor", module: import.meta.url, export: "decodeNdjsonStage" } as const;
+  return { ...ref, config: options, ...(stageOptions ? { options: stageOptions } : {}) };
+}
