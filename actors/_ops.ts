@@ -188,12 +188,16 @@ abstract class Op implements Downstream {
     };
   }
 
-  /** Keyed and extra state, for the given partitions (all when null). */
-  snapshot(partitions: number[] | null, drop: boolean): StateSnapshot {
+  /**
+   * Keyed and extra state: of the given partitions, of all (null), or of those touched since the
+   * last checkpoint ("dirty").
+   */
+  snapshot(partitions: number[] | null | "dirty", drop: boolean): StateSnapshot {
     const keyed: StateSnapshot["keyed"] = {};
     for (const [name, state] of this.ctx.keyedStates) {
-      keyed[name] = state.snapshot(partitions ?? undefined);
-      if (drop && partitions) state.drop(partitions);
+      const wanted = partitions === "dirty" ? state.takeDirty() : partitions ?? undefined;
+      keyed[name] = state.snapshot(wanted);
+      if (drop && Array.isArray(partitions)) state.drop(partitions);
     }
     return { keyed, extra: this.extraSnapshot() };
   }

@@ -55,6 +55,14 @@ export const pipelineOptionsSchema = z.object({
   defaults: stageOptionsSchema.optional(),
   outOfOrdernessMs: z.number().nonnegative().finite().optional(),
   signals: z.boolean().optional(),
+  state: z.custom<object>(
+    (v) =>
+      typeof (v as { getMany?: unknown })?.getMany === "function" &&
+      typeof (v as { setMany?: unknown })?.setMany === "function",
+    "must be a state backend (getMany and setMany)",
+  ).optional(),
+  checkpointMs: positive.optional(),
+  restoreState: z.boolean().optional(),
 }).strict();
 
 /** Validates options, throwing a ConfigError naming the path (`options.parallelism: …`). */

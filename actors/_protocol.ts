@@ -59,6 +59,8 @@ export interface TaskInit {
   source?: { outOfOrdernessMs: number; batchSize: number };
   /** Wait for a `start` message before processing (set while the supervisor wires the graph). */
   hold?: boolean;
+  /** Stateful task: acks of input batches wait until a checkpoint holding their effects is stored. */
+  checkpoint?: boolean;
 }
 
 /** Keyed state of a stage: per state name, the partition snapshots; plus the extra hook state. */
@@ -122,7 +124,14 @@ export type ToTask =
     add: [number, MessagePort][];
     remove: number[];
   }
-  | { t: "snapshot"; id: number; partitions: number[] | null; drop: boolean }
+  | {
+    t: "snapshot";
+    id: number;
+    partitions: number[] | null | "dirty";
+    drop: boolean;
+    epoch?: number;
+  }
+  | { t: "committed"; epoch: number }
   | { t: "restore"; id: number; state: Record<string, StateSnapshot>; owned: number[] }
   | { t: "retire"; id: number }
   | { t: "stop" }
@@ -133,6 +142,7 @@ export type ToTask =
 /** Control, task → supervisor. */
 export type FromTask =
   | { t: "ready" }
+  | { t: "wantCheckpoint" }
   | { t: "hb"; counters: Record<string, StageCounters>; watermark: number }
   | {
     t: "error";

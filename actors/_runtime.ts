@@ -4,6 +4,7 @@
 import { assignPartitions } from "./partitioner.ts";
 import { PipelineError } from "./errors.ts";
 import type { DeadLetterSink } from "./dead_letter.ts";
+import type { StateBackend } from "./state_backend.ts";
 import type { Group, GroupEdge, Plan } from "./_graph.ts";
 import type {
   FromTask,
@@ -27,6 +28,12 @@ export interface RuntimeOptions {
   deadLetters: (stage: string) => DeadLetterSink;
   outOfOrdernessMs: number;
   signals: boolean;
+  /** Where stateful stages checkpoint keyed state. */
+  state: StateBackend;
+  /** Period of checkpoints of stateful stages (they also ask for one under load). */
+  checkpointMs: number;
+  /** Restore stateful stages from the backend at start (resume a pipeline of the same name). */
+  restoreState: boolean;
 }
 
 interface Instance {
@@ -41,6 +48,7 @@ interface Instance {
   failedAt?: number;
   counters: Record<string, StageCounters>;
   owned: number[];
+  checkpointing?: Promise<void>;
 }
 
 /** What a finished run reports. */
@@ -64,6 +72,8 @@ export class Runtime {
   readonly #failures: RunSummary["failures"] = [];
   readonly #lastCounters = new Map<string, Map<number, StageCounters>>();
   #reqId = 0;
+  #epoch = 0;
+  #checkpointTimer: ReturnType<typeof setInterval> | undefined;
   #monitor: ReturnType<typeof setInterval> | undefined;
   #resolve!: (s: RunSummary) => void;
   #reject!: (e: Error) => void;
@@ -89,18 +99,115 @@ export class Runtime {
       g.assignment = keyed ? assignPartitions(this.#o.partitions, g.parallelism) : [];
       this.#instances.set(g, []);
     }
-    // Every task is wired before any starts, so none routes to a neighbour not yet connected.
-    const all: Instance[] = [];
-    for (const g of this.#plan.groups) {
-      for (let i = 0; i < g.parallelism; i++) all.push(this.#spawn(g, i, undefined, true));
-    }
-    for (const inst of all) inst.host.post({ t: "start" });
+    void this.#boot().catch((e) => this.#fail(e));
     this.#monitor = setInterval(() => this.#watch(), Math.max(10, this.#o.heartbeatMs / 4));
     if (this.#o.signals) {
       Deno.addSignalListener("SIGINT", this.#onSignal);
       Deno.addSignalListener("SIGTERM", this.#onSignal);
     }
     return done;
+  }
+
+  async #boot(): Promise<void> {
+    const restore = new Map<string, Record<string, StateSnapshot>>();
+    for (const g of this.#plan.groups) {
+      if (!this.#o.restoreState || !g.options.stateful) continue;
+      for (let i = 0; i < g.parallelism; i++) {
+        restore.set(`${g.id}#${i}`, await this.#load(g, i, this.#ownedBy(g, i)));
+      }
+    }
+    // Every task is wired before any starts, so none routes to a neighbour not yet connected.
+    const all: Instance[] = [];
+    for (const g of this.#plan.groups) {
+      for (let i = 0; i < g.parallelism; i++) {
+        all.push(this.#spawn(g, i, restore.get(`${g.id}#${i}`), true));
+      }
+    }
+    for (const inst of all) inst.host.post({ t: "start" });
+    this.#checkpointTimer = setInterval(() => {
+      for (const g of this.#plan.groups) {
+        if (!g.options.stateful) continue;
+        for (const inst of this.#live(g)) if (inst.ready && !inst.done) void this.#checkpoint(inst);
+      }
+    }, this.#o.checkpointMs);
+  }
+
+  #stateKey(stage: string, ...parts: (string | number)[]): string {
+    return ["sluice", "state", this.#o.name, stage, ...parts].join("/");
+  }
+
+  /** Writes a snapshot (one key per stage, state name and partition) to the backend. */
+  async #store(instance: number, state: Record<string, StateSnapshot>): Promise<void> {
+    const entries: [string, unknown][] = [];
+    for (const [stage, snap] of Object.entries(state)) {
+      const names = Object.keys(snap.keyed);
+      if (names.length > 0) {
+        const [known] = await this.#o.state.getMany([this.#stateKey(stage, "names")]);
+        const all = [...new Set([...((known as string[] | undefined) ?? []), ...names])];
+        entries.push([this.#stateKey(stage, "names"), all]);
+      }
+      for (const [name, parts] of Object.entries(snap.keyed)) {
+        for (const [p, list] of parts) entries.push([this.#stateKey(stage, name, p), list]);
+      }
+      if (snap.extra !== undefined) {
+        entries.push([this.#stateKey(stage, "instance", instance), snap.extra]);
+      }
+    }
+    if (entries.length > 0) await this.#o.state.setMany(entries);
+  }
+
+  /** Reads the stored state of `partitions` for every stage of `g`. */
+  async #load(
+    g: Group,
+    instance: number,
+    partitions: number[],
+  ): Promise<Record<string, StateSnapshot>> {
+    const out: Record<string, StateSnapshot> = {};
+    for (const spec of g.specs) {
+      const [names, extra] = await this.#o.state.getMany([
+        this.#stateKey(spec.stage, "names"),
+        this.#stateKey(spec.stage, "instance", instance),
+      ]);
+      const keyed: StateSnapshot["keyed"] = {};
+      for (const name of (names as string[] | undefined) ?? []) {
+        const keys = partitions.map((p) => this.#stateKey(spec.stage, name, p));
+        const values = await this.#o.state.getMany(keys);
+        keyed[name] = partitions.flatMap((p, i) => {
+          const list = values[i] as [string, unknown][] | undefined;
+          return list && list.length > 0 ? [[p, list] as [number, [string, unknown][]]] : [];
+        });
+      }
+      out[spec.stage] = { keyed, extra: extra ?? undefined };
+    }
+    return out;
+  }
+
+  /** Checkpoints one stateful instance: touched partitions to the backend, then its acks go. */
+  #checkpoint(inst: Instance): Promise<void> {
+    if (inst.checkpointing) return inst.checkpointing;
+    const run = (async () => {
+      const epoch = ++this.#epoch;
+      const id = ++this.#reqId;
+      const reply = await this.#request(inst, {
+        t: "snapshot",
+        id,
+        partitions: "dirty",
+        drop: false,
+        epoch,
+      });
+      if (inst.dead) return;
+      await this.#store(inst.index, reply.state ?? {});
+      if (!inst.dead) inst.host.post({ t: "committed", epoch });
+    })().catch((cause) => {
+      const stage = inst.group.specs[0]!.stage;
+      this.#fail(
+        new PipelineError(`Cannot checkpoint stage "${stage}": the state backend failed`, {
+          cause,
+        }),
+      );
+    }).finally(() => inst.checkpointing = undefined);
+    inst.checkpointing = run;
+    return run;
   }
 
   #live(g: Group): Instance[] {
@@ -201,6 +308,7 @@ export class Runtime {
       idleTimeoutMs: g.options.idleTimeoutMs,
       restore,
       hold,
+      checkpoint: g.options.stateful,
       source: { outOfOrdernessMs: this.#o.outOfOrdernessMs, batchSize: g.options.batchSize },
     };
     inst.host.post(init, transfer);
@@ -228,6 +336,9 @@ export class Runtime {
           (e) =>
             inst.host.post({ t: "dlqAck", id: m.id, error: { code: "E_DLQ", message: String(e) } }),
         );
+        break;
+      case "wantCheckpoint":
+        void this.#checkpoint(inst);
         break;
       case "reply":
         this.#replies.get(m.id)?.(m);
@@ -305,11 +416,24 @@ export class Runtime {
       }
     }
     const delay = Math.min(5000, 10 * 2 ** (times.length - 1)) * (0.5 + Math.random() / 2);
-    setTimeout(() => {
+    setTimeout(async () => {
       if (this.#ended) return;
-      for (const v of victims) {
-        const fresh = this.#spawn(v.group, v.index);
-        fresh.failedAt = now;
+      try {
+        for (const v of victims) {
+          // A stateful instance comes back with its last checkpoint; unacked input is replayed.
+          const restore = v.group.options.stateful
+            ? await this.#load(v.group, v.index, v.owned)
+            : undefined;
+          if (this.#ended) return;
+          const fresh = this.#spawn(v.group, v.index, restore);
+          fresh.failedAt = now;
+        }
+      } catch (cause) {
+        this.#fail(
+          new PipelineError(`Cannot restart stage "${stage}": its state could not be loaded`, {
+            cause,
+          }),
+        );
       }
     }, delay);
   }
@@ -356,6 +480,7 @@ export class Runtime {
   #finish(): void {
     this.#ended = true;
     clearInterval(this.#monitor);
+    clearInterval(this.#checkpointTimer);
     for (const list of this.#instances.values()) {
       for (const inst of list) {
         if (!inst) continue;
@@ -456,28 +581,31 @@ export class Runtime {
     while (list.slice(0, n).some((x) => !x.ready && !x.dead)) {
       await new Promise((r) => setTimeout(r, 5));
     }
-    // 3. Move keyed state: snapshot (and drop) at the old owner, restore at the new one.
+    // 3. Move keyed state through the state backend: the old owner writes (and drops) the
+    //    partitions it gives up, each new owner reads those it gains.
     if (hashed) {
       for (let a = 0; a < oldN; a++) {
-        const moved = old.map((owner, p) => owner === a && next[p] !== a ? p : -1).filter((p) =>
-          p >= 0
-        );
+        const moved = old.flatMap((owner, p) => owner === a && next[p] !== a ? [p] : []);
         if (moved.length === 0) continue;
+        const id = ++this.#reqId;
         const reply = await this.#request(list[a]!, {
           t: "snapshot",
-          id: ++this.#reqId,
+          id,
           partitions: moved,
           drop: true,
         });
-        for (let b = 0; b < n; b++) {
-          const part = splitState(reply.state ?? {}, (p) => next[p] === b);
-          await this.#request(list[b]!, {
-            t: "restore",
-            id: ++this.#reqId,
-            state: part,
-            owned: this.#ownedBy(g, b),
-          });
-        }
+        await this.#store(a, withoutExtra(reply.state ?? {}));
+      }
+      for (let b = 0; b < n; b++) {
+        const gained = next.flatMap((owner, p) => owner === b && old[p] !== b ? [p] : []);
+        if (gained.length === 0) continue;
+        const state = withoutExtra(await this.#load(g, b, gained));
+        await this.#request(list[b]!, {
+          t: "restore",
+          id: ++this.#reqId,
+          state,
+          owned: this.#ownedBy(g, b),
+        });
       }
     }
     // 4. Retire surplus instances (scale down).
@@ -504,18 +632,10 @@ export class Runtime {
   }
 }
 
-function splitState(
-  state: Record<string, StateSnapshot>,
-  keep: (partition: number) => boolean,
-): Record<string, StateSnapshot> {
+/** Keyed state only: per-instance extra state does not move with partitions. */
+function withoutExtra(state: Record<string, StateSnapshot>): Record<string, StateSnapshot> {
   const out: Record<string, StateSnapshot> = {};
-  for (const [stage, snap] of Object.entries(state)) {
-    const keyed: StateSnapshot["keyed"] = {};
-    for (const [name, parts] of Object.entries(snap.keyed)) {
-      keyed[name] = parts.filter(([p]) => keep(p));
-    }
-    out[stage] = { keyed };
-  }
+  for (const [stage, snap] of Object.entries(state)) out[stage] = { keyed: snap.keyed };
   return out;
 }
 

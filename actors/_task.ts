@@ -84,6 +84,12 @@ export class Task {
   #finished = false;
   #failed = false;
   #mailbox = 0;
+  /** Stateful tasks: processed batches whose acks wait for the checkpoint that covers them. */
+  #held: { token: Token; epoch?: number }[] = [];
+  readonly #heldWaiters: (() => void)[] = [];
+  #wanted = false;
+  #busy = false;
+  readonly #deferred: (() => void)[] = [];
   #go!: () => void;
   readonly #started = new Promise<void>((resolve) => this.#go = resolve);
 
@@ -133,19 +139,31 @@ export class Task {
           msg.remove,
         );
         break;
-      case "snapshot":
-        this.#enqueue({
-          k: "ctl",
-          run: () => {
-            const state: Record<string, StateSnapshot> = {};
-            for (const op of this.#ops) {
-              state[op.spec.stage] = op.snapshot(msg.partitions, msg.drop);
-            }
-            this.#post({ t: "reply", id: msg.id, state });
-            return Promise.resolve();
-          },
-        });
+      case "snapshot": {
+        // Never in the middle of a batch: a snapshot holds the effects of whole batches only.
+        const take = () => {
+          const state: Record<string, StateSnapshot> = {};
+          for (const op of this.#ops) state[op.spec.stage] = op.snapshot(msg.partitions, msg.drop);
+          if (msg.epoch !== undefined) {
+            for (const h of this.#held) h.epoch ??= msg.epoch;
+            this.#wanted = false;
+          }
+          this.#post({ t: "reply", id: msg.id, state });
+        };
+        if (this.#busy) this.#deferred.push(take);
+        else take();
         break;
+      }
+      case "committed": {
+        const keep: { token: Token; epoch?: number }[] = [];
+        for (const h of this.#held) {
+          if (h.epoch !== undefined && h.epoch <= msg.epoch) h.token.release();
+          else keep.push(h);
+        }
+        this.#held = keep;
+        if (keep.length === 0) { for (const w of this.#heldWaiters.splice(0)) w(); }
+        break;
+      }
       case "restore":
         this.#enqueue({
           k: "ctl",
@@ -355,13 +373,29 @@ export class Task {
   }
 
   async #do(work: Work): Promise<void> {
+    this.#busy = work.k !== "ctl";
+    try {
+      await this.#work(work);
+    } finally {
+      this.#busy = false;
+      for (const take of this.#deferred.splice(0)) take();
+    }
+  }
+
+  async #work(work: Work): Promise<void> {
     switch (work.k) {
       case "batch": {
         const { input, seq } = work;
         const token = new Token(() => input.port.postMessage({ t: "a", seq }));
         await this.#head.run(work.records, token);
         this.#mailbox--;
-        token.release();
+        if (this.#init.checkpoint) {
+          this.#held.push({ token });
+          if (!this.#wanted && this.#held.length >= 2) {
+            this.#wanted = true;
+            this.#post({ t: "wantCheckpoint" });
+          }
+        } else token.release();
         return;
       }
       case "wm":
@@ -475,6 +509,14 @@ export class Task {
     await this.#head.flush();
     for (const o of this.#outputs) o.end();
     await Promise.all(this.#outputs.map((o) => o.drained()));
+    // A stateful task's last acks wait for a final checkpoint.
+    this.#busy = false;
+    for (const take of this.#deferred.splice(0)) take();
+    if (this.#held.length > 0) {
+      const empty = new Promise<void>((resolve) => this.#heldWaiters.push(resolve));
+      this.#post({ t: "wantCheckpoint" });
+      await empty;
+    }
     while (this.#dlqWaiting.size > 0 || this.#positions.length > 0) {
       await new Promise((r) => setTimeout(r, 5));
     }

@@ -89,14 +89,20 @@ export class KeyedState<V> {
     return dirty;
   }
 
-  /** Copies out the given partitions' state (all when omitted), as `[partition, entries]` pairs. */
+  /**
+   * Copies out the given partitions' state (all held when omitted), as `[partition, entries]`
+   * pairs. Partitions asked for by name are included even when empty, so that a checkpoint
+   * overwrites what an earlier one stored for them.
+   */
   snapshot(partitions?: Iterable<number>): [number, [string, V][]][] {
-    const wanted = partitions ? [...partitions] : [...this.#shards.keys()];
     const out: [number, [string, V][]][] = [];
-    for (const p of wanted) {
-      const shard = this.#shards.get(p);
-      if (shard && shard.size > 0) out.push([p, [...shard.entries()]]);
+    if (!partitions) {
+      for (const [p, shard] of this.#shards) {
+        if (shard.size > 0) out.push([p, [...shard.entries()]]);
+      }
+      return out;
     }
+    for (const p of partitions) out.push([p, [...(this.#shards.get(p)?.entries() ?? [])]]);
     return out;
   }
 

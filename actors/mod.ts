@@ -14,3 +14,4 @@ export * from "./inline_fn.ts";
 export * from "./pipeline.ts";
 export * from "./dead_letter.ts";
 export * from "./testing.ts";
+export * from "./state_backend.ts";

@@ -16,6 +16,7 @@ import { type RunSummary, Runtime } from "./_runtime.ts";
 import type { StageCounters } from "./_protocol.ts";
 import { keyByRef } from "./_key_by.ts";
 import { checkOptions, pipelineOptionsSchema } from "./_options.ts";
+import { memoryStateBackend, type StateBackend } from "./state_backend.ts";
 
 export type { RunSummary, StageCounters };
 
@@ -41,6 +42,17 @@ export interface PipelineOptions {
   outOfOrdernessMs?: number;
   /** Whether SIGINT/SIGTERM trigger a graceful `stop()` while running. Default true. */
   signals?: boolean;
+  /**
+   * Where stateful stages checkpoint their keyed state (any `Store` of `stores/` fits: Deno KV,
+   * Redis, MongoDB). Input of a stateful stage is acked only once a checkpoint holding its effects
+   * is stored, so a restarted instance resumes from it and its unacked input is replayed.
+   * Default: the main thread's memory (survives restarts and rescaling, not the process).
+   */
+  state?: StateBackend;
+  /** Period of checkpoints of stateful stages, in ms (they also ask for one under load). Default 1000. */
+  checkpointMs?: number;
+  /** Restore stateful stages from `state` at start: resume a pipeline of the same name. Default false. */
+  restoreState?: boolean;
 }
 
 /** Per-stage counters as reported by the running instances. */
@@ -201,6 +213,9 @@ export class Pipeline implements AsyncDisposable {
       deadLetters: (stage) => perStage.get(stage) ?? fallback,
       outOfOrdernessMs: o.outOfOrdernessMs ?? 0,
       signals: o.signals ?? true,
+      state: o.state ?? memoryStateBackend(),
+      checkpointMs: o.checkpointMs ?? 1000,
+      restoreState: o.restoreState ?? false,
     });
     try {
       return await this.#runtime.start();
