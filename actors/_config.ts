@@ -2,16 +2,25 @@
 import type { ConfigSchema } from "./stage.ts";
 import { ConfigError } from "./errors.ts";
 
-/** Formats the first zod issue as `config.a.b: message`. */
-export function describeZodError(
-  error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] },
-  root = "config",
-): string {
-  const issue = error.issues[0];
-  if (!issue) return `${root}: invalid`;
-  const path = issue.path.map((p) => typeof p === "number" ? `[${p}]` : `.${String(p)}`).join("");
-  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more)` : "";
-  return `${root}${path}: ${issue.message}${more}`;
+/** A validation issue, reduced to what a message needs. */
+interface Issue {
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+}
+
+/** Formats a path as `config.by[0].field`. */
+export function formatPath(root: string, path: readonly PropertyKey[]): string {
+  let out = root;
+  for (const part of path) out += typeof part === "number" ? `[${part}]` : `.${String(part)}`;
+  return out;
+}
+
+/** Joins issues into one line: `config.sizeMs: Too small: …; config.type: …`. */
+export function formatIssues(root: string, issues: readonly Issue[]): string {
+  if (issues.length === 0) return `${root}: invalid`;
+  return issues
+    .map((issue) => `${formatPath(root, issue.path)}: ${issue.message.replace(/\s+/g, " ")}`)
+    .join("; ");
 }
 
 /**
@@ -23,9 +32,10 @@ export function describeZodError(
 export function parseConfig<C>(def: { config: ConfigSchema<C> }, stage: string, raw: unknown): C {
   const result = def.config.safeParse(raw);
   if (!result.success) {
-    throw new ConfigError(`Cannot configure stage "${stage}": ${describeZodError(result.error)}`, {
-      site: { stage },
-    });
+    throw new ConfigError(
+      `Cannot configure stage "${stage}": ${formatIssues("config", result.error.issues)}`,
+      { site: { stage } },
+    );
   }
   return result.data;
 }

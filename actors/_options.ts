@@ -2,7 +2,7 @@
 // path, like a stage config does.
 import { z } from "./_deps.ts";
 import { ConfigError } from "./errors.ts";
-import { describeZodError } from "./_config.ts";
+import { formatIssues } from "./_config.ts";
 
 const list = z.union([z.boolean(), z.array(z.string())]);
 
@@ -69,6 +69,6 @@ export const pipelineOptionsSchema = z.object({
 export function checkOptions(schema: z.ZodType, value: unknown, where: string): void {
   const result = schema.safeParse(value ?? {});
   if (!result.success) {
-    throw new ConfigError(`${where}: ${describeZodError(result.error, "options")}`);
+    throw new ConfigError(`${where}: ${formatIssues("options", result.error.issues)}`);
   }
 }

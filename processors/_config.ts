@@ -1,45 +1,11 @@
 // Build-time config validation shared by every processor builder: parse with the definition's zod
-// schema at once and turn the first failure into a one-line ConfigError naming the zod path.
+// schema at once (actors/_config.ts turns failures into a one-line ConfigError naming the path).
 import { z } from "../actors/_deps.ts";
 import { ConfigError } from "../actors/errors.ts";
+import { parseConfig } from "../actors/_config.ts";
 import type { InlineFn } from "../actors/inline_fn.ts";
 import type { ConfigSchema } from "../actors/stage.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
-
-/** A zod issue, reduced to what the message needs. */
-interface Issue {
-  readonly path: readonly PropertyKey[];
-  readonly message: string;
-}
-
-/** Formats a zod path as `config.by[0].field`. */
-export function formatPath(root: string, path: readonly PropertyKey[]): string {
-  let out = root;
-  for (const part of path) {
-    out += typeof part === "number" ? `[${part}]` : `.${String(part)}`;
-  }
-  return out;
-}
-
-/** Joins zod issues into one line: `config.sizeMs: Too small: ...; config.type: ...`. */
-export function formatIssues(root: string, issues: readonly Issue[]): string {
-  return issues
-    .map((issue) => `${formatPath(root, issue.path)}: ${issue.message.replace(/\s+/g, " ")}`)
-    .join("; ");
-}
-
-/**
- * Parses `raw` with `schema`, throwing a {@linkcode ConfigError} such as
- * `Cannot configure stage "window": config.sizeMs: Too small: expected number to be >0`.
- */
-export function parseConfig<C>(stageName: string, schema: ConfigSchema<C>, raw: unknown): C {
-  const result = schema.safeParse(raw);
-  if (result.success) return result.data;
-  throw new ConfigError(
-    `Cannot configure stage "${stageName}": ${formatIssues("config", result.error.issues)}`,
-    { cause: result.error, site: { stage: stageName } },
-  );
-}
 
 /**
  * Validates `config` against `definition` right away (build time) and returns the reference the
@@ -52,7 +18,7 @@ export function processorRef<I, O>(
   config: unknown,
   options?: StageOptions,
 ): StageRef<I, O> {
-  parseConfig(options?.name ?? definition.name, definition.config, config);
+  parseConfig(definition, options?.name ?? definition.name, config);
   return options === undefined
     ? { kind: "processor", module, export: exportName, config }
     : { kind: "processor", module, export: exportName, config, options };

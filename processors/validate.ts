@@ -11,7 +11,8 @@ import {
   type StagePermissions,
 } from "../actors/stage.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
-import { configError, formatIssues, processorRef } from "./_config.ts";
+import { configError, processorRef } from "./_config.ts";
+import { formatIssues } from "../actors/_config.ts";
 
 /** Options of {@linkcode validate}: the stage options plus what to emit. */
 export interface ValidateOptions extends StageOptions {

@@ -10,7 +10,7 @@ import type {
 import type { StageRef } from "../../../actors/stage_ref.ts";
 import { KeyedState } from "../../../actors/keyed_state.ts";
 import { partitionOf } from "../../../actors/partitioner.ts";
-import { parseConfig } from "../../../processors/_config.ts";
+import { parseConfig } from "../../../actors/_config.ts";
 
 /** A record sent to the dead-letter sink, with its reason. */
 export interface DeadLetter {
@@ -188,7 +188,7 @@ export async function harness<I, O>(
   if (!definition || definition.kind !== "processor") {
     throw new TypeError(`Cannot open ${ref.module}#${ref.export}: not a processor definition`);
   }
-  const config = parseConfig(definition.name, definition.config, ref.config);
+  const config = parseConfig(definition, definition.name, ref.config);
   const h = new Harness<I, O>(options);
   await h.open(definition, config, options.restore);
   return h;
