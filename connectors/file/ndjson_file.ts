@@ -142,7 +142,7 @@ export const ndjsonFileStage: SourceDefinition<unknown, NdjsonFileOptions> = def
  * const path = await Deno.makeTempFile();
  * await Deno.writeTextFile(path, '{"n":1}\n{"n":2}\n');
  * const out = collect<{ n: number }>();
- * await pipeline({ mode: "inline", signals: false }).from(ndjsonFile(path)).to(out.sink).run();
+ * await pipeline({ mode: "inline", signals: false }).from(ndjsonFile<{ n: number }>(path)).to(out.sink).run();
  * assert.deepEqual((await out.values()).map((v) => v.n), [1, 2]);
  * await out.clear();
  * ```

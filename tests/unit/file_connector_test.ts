@@ -377,6 +377,29 @@ Deno.test("ndjsonFile() reads and decodes NDJSON in one stage", async () => {
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test({
+  name: "ndjsonFile() dead-letters malformed lines with file and line",
+  // The runtime does not yet forward ctx.deadLetter() calls made by a source (actors/_task.ts
+  // drains only processor and sink contexts); enable once it does.
+  ignore: true,
+  async fn() {
+    const dir = await tempDir();
+    await Deno.writeTextFile(`${dir}/in.ndjson`, '{"n":1}\n{bad\n{"n":3}\n');
+    const dead = memoryDeadLetters();
+    const out = collect<{ n: number }>();
+    await pipeline({ mode: "workers", signals: false, deadLetter: dead })
+      .from(ndjsonFile<{ n: number }>(`${dir}/in.ndjson`))
+      .to(out.sink)
+      .run();
+    assert.deepEqual((await out.values()).map((v) => v.n), [1, 3]);
+    assert.deepEqual(dead.entries.map((d) => [d.record.value, d.record.headers?.line]), [
+      ["{bad", "2"],
+    ]);
+    await out.clear();
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
 Deno.test("fileSource() and fileSink() reject bad configs naming the path", () => {
   assert.throws(
     () => fileSource({ format: "lines" }),
