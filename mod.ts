@@ -21,3 +21,4 @@
  */
 export * from "./actors/mod.ts";
 export * from "./processors/mod.ts";
+export * from "./connectors/mod.ts";

@@ -454,15 +454,13 @@ export class Task {
       return;
     }
     const records = batch.records;
-    if (
-      records.length === 0 && batch.watermark !== undefined && batch.watermark > this.#watermark
-    ) {
-      this.#watermark = batch.watermark;
-      await this.#head.watermark(batch.watermark);
-      return;
-    }
-    if (records.length === 0) {
-      await this.#next(10).then((w) => w && this.#queue.unshift(w));
+    // Dead letters the source asked for (input it could not decode), tied to this pull's position.
+    const dead = this.#sourceCtx!.dead.splice(0);
+    if (records.length === 0 && dead.length === 0) {
+      if (batch.watermark !== undefined && batch.watermark > this.#watermark) {
+        this.#watermark = batch.watermark;
+        await this.#head.watermark(batch.watermark);
+      } else await this.#next(10).then((w) => w && this.#queue.unshift(w));
       return;
     }
     const slot = { position: batch.position, done: false };
@@ -471,9 +469,18 @@ export class Task {
       slot.done = true;
       this.#ackPositions();
     });
+    if (dead.length > 0) {
+      this.#sourceCounters.deadLettered += dead.length;
+      const instance = this.#init.instance;
+      const at = Date.now();
+      this.#services().deadLetter(
+        dead.map(([record, error]) => ({ record, error, stage, instance, attempts: 1, at })),
+        token,
+      );
+    }
     this.#sourceCounters.out += records.length;
     for (const r of records) if (r.ts > this.#maxTs) this.#maxTs = r.ts;
-    await this.#head.run(records, token);
+    if (records.length > 0) await this.#head.run(records, token);
     token.release();
     const wm = Math.max(
       this.#maxTs - (this.#init.source?.outOfOrdernessMs ?? 0),

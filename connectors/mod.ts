@@ -4,3 +4,6 @@
  * @module
  */
 export * from "./generator/mod.ts";
+export * from "./file/mod.ts";
+export * from "./stdio/mod.ts";
+export * from "./net/mod.ts";

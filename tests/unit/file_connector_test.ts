@@ -379,9 +379,6 @@ Deno.test("ndjsonFile() reads and decodes NDJSON in one stage", async () => {
 
 Deno.test({
   name: "ndjsonFile() dead-letters malformed lines with file and line",
-  // The runtime does not yet forward ctx.deadLetter() calls made by a source (actors/_task.ts
-  // drains only processor and sink contexts); enable once it does.
-  ignore: true,
   async fn() {
     const dir = await tempDir();
     await Deno.writeTextFile(`${dir}/in.ndjson`, '{"n":1}\n{bad\n{"n":3}\n');

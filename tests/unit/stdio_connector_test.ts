@@ -64,9 +64,6 @@ Deno.test("stdinSource() decodes NDJSON in a worker, skipping blank and malforme
 
 Deno.test({
   name: "stdinSource() dead-letters a malformed NDJSON line with its line number",
-  // The runtime does not yet forward ctx.deadLetter() calls made by a source (actors/_task.ts
-  // drains only processor and sink contexts); enable once it does.
-  ignore: true,
   async fn() {
     const { stderr } = await runChild("workers", "ndjson", '{"a":1}\nnot json\n');
     assert.match(stderr, /DEAD 2 Cannot parse NDJSON: stdin:2 is malformed/);
