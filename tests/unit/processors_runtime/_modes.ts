@@ -106,5 +106,8 @@ export function hugeKey(bytes = 100_000, fill = "k"): string {
   return fill.repeat(bytes);
 }
 
-/** Processes' throughput cap on the batches flowing here: one-record batches force many hops. */
-export const SMALL_BATCHES = { batchSize: 1, lingerMs: 0 } as const;
+/**
+ * Pipeline options under which only the `{ watermark }` markers of the input move event time: the
+ * source's own bounded out-of-orderness (max ts − this) stays far behind every timestamp used.
+ */
+export const MARKERS_ONLY = { outOfOrdernessMs: 1e12 } as const;
