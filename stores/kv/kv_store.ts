@@ -1,0 +1,544 @@
+/**
+ * `KvStore`: the embedded default store, on Deno KV (a local SQLite file, no server).
+ *
+ * @module
+ */
+import { RetriableError, SluiceError } from "../../actors/errors.ts";
+import type { Store, StoreSetOptions } from "../store.ts";
+import {
+  assemble,
+  isManifest,
+  KEY_LIMIT,
+  keyBytes,
+  type Manifest,
+  prepare,
+  type Prepared,
+} from "./_codec.ts";
+import { commitOps, deleteOp, type Op, setOp } from "./_atomic.ts";
+
+/** Where {@linkcode KvStore.open} puts the database when no path is given. */
+export const DEFAULT_KV_PATH = ".sluice/sluice.kv";
+
+/** Options of {@linkcode KvStore.open}. */
+export interface KvStoreOptions {
+  /**
+   * Key parts between the `"sluice"` root and each key: stores with different namespaces share a
+   * file without seeing each other's keys. Default `[]`.
+   */
+  namespace?: readonly string[];
+}
+
+const ROOT = "sluice";
+const CHUNK_ROOT = "sluice.chunks";
+const MAX_ATTEMPTS = 32;
+const GET_MANY = 10; // KV reads at most 10 keys at once
+const CHUNK_TTL_MARGIN_MS = 60_000; // chunks outlive their manifest
+const DELETE = Symbol("delete");
+
+/** A value already measured by `prepare`, so that `#update` need not measure it again. */
+class Ready {
+  constructor(readonly value: unknown, readonly prepared: Prepared) {}
+}
+
+type Chunked = Extract<Prepared, { inline: false }>;
+type Next = (key: string, current: unknown, exists: boolean) => unknown;
+
+/**
+ * A {@linkcode Store} on Deno KV. Keys are strings, stored as `["sluice", ...namespace, key]`;
+ * values are structured-cloneable. Values over KV's 64 KiB limit are split into chunks behind the
+ * scenes (written before the entry that points to them, so readers never see half a value) and
+ * deleted with their entry. Writes of many entries are atomic per KV batch (1000 mutations,
+ * 800 KiB); read-modify-writes (`increment`, `updateMany`) check versionstamps and retry on
+ * conflict, so concurrent writers in other workers or processes never lose an update.
+ *
+ * Needs `--unstable-kv` (or `"unstable": ["kv"]` in deno.json), and read + write permission on
+ * the database file (the `-wal`/`-shm` siblings need none).
+ *
+ * @example Set, read, count
+ * ```ts
+ * import { KvStore } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * await using store = await KvStore.open(":memory:");
+ * await store.setMany([["sku:1", { name: "pen" }], ["sku:2", { name: "ink" }]]);
+ * assert.deepEqual(await store.get("sku:1"), { name: "pen" });
+ * assert.equal(await store.increment("views", 2), 2);
+ * const keys = [];
+ * for await (const [key] of store.scan("sku:")) keys.push(key);
+ * assert.deepEqual(keys, ["sku:1", "sku:2"]);
+ * ```
+ */
+export class KvStore implements Store, AsyncDisposable {
+  readonly #kv: Deno.Kv;
+  readonly #base: readonly string[];
+  readonly #chunkBase: readonly string[];
+  #closed = false;
+  /** The database path given to {@linkcode KvStore.open}. */
+  readonly path: string;
+
+  private constructor(kv: Deno.Kv, path: string, namespace: readonly string[]) {
+    this.#kv = kv;
+    this.path = path;
+    this.#base = [ROOT, ...namespace];
+    this.#chunkBase = [CHUNK_ROOT, ...namespace];
+  }
+
+  /**
+   * Opens (or creates) a KV database file, creating its directory when missing.
+   *
+   * @param path File path, or `":memory:"`. Default {@linkcode DEFAULT_KV_PATH}.
+   * @param options `namespace`.
+   * @returns The store; close it with `close()` or `await using`.
+   * @throws {SluiceError} `E_UNSTABLE` when Deno KV is not enabled, `E_STORE` when the file
+   *   cannot be opened (the message says why: permissions, a bad path).
+   * @throws {TypeError} When the namespace is not an array of strings.
+   *
+   * @example
+   * ```ts
+   * import { KvStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await KvStore.open(`${dir}/state/app.kv`, { namespace: ["orders"] });
+   * await store.set("o1", { total: 12 });
+   * await store.close();
+   * await using again = await KvStore.open(`${dir}/state/app.kv`, { namespace: ["orders"] });
+   * assert.deepEqual(await again.get("o1"), { total: 12 });
+   * ```
+   */
+  static async open(
+    path: string = DEFAULT_KV_PATH,
+    options: KvStoreOptions = {},
+  ): Promise<KvStore> {
+    const namespace = options.namespace ?? [];
+    if (!Array.isArray(namespace) || namespace.some((p) => typeof p !== "string")) {
+      throw new TypeError("Cannot open KvStore: options.namespace is not an array of strings");
+    }
+    const openKv = (Deno as { openKv?: (path?: string) => Promise<Deno.Kv> }).openKv;
+    if (typeof openKv !== "function") {
+      throw new SluiceError(
+        "E_UNSTABLE",
+        "Cannot open KvStore: Deno KV is not enabled (run with --unstable-kv, " +
+          'or set "unstable": ["kv"] in deno.json)',
+      );
+    }
+    const fail = (e: unknown) =>
+      new SluiceError(
+        "E_STORE",
+        `Cannot open KvStore at "${path}": ${e instanceof Error ? e.message : String(e)}`,
+        { cause: e },
+      );
+    let kv: Deno.Kv;
+    try {
+      kv = await openKv(path);
+    } catch (first) {
+      // The usual cause is a missing directory; creating it needs write access to the parent,
+      // which a worker granted only the file does not have, so try to open first.
+      const dir = path.replace(/[/\\][^/\\]*$/, "");
+      if (path === ":memory:" || dir === path || dir === "") throw fail(first);
+      try {
+        await Deno.mkdir(dir, { recursive: true });
+        kv = await openKv(path);
+      } catch {
+        throw fail(first);
+      }
+    }
+    return new KvStore(kv, path, namespace);
+  }
+
+  /**
+   * Reads one value.
+   *
+   * @param key The key.
+   * @returns The value, or `undefined` when absent.
+   *
+   * @example
+   * ```ts
+   * import { KvStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = await KvStore.open(":memory:");
+   * assert.equal(await store.get("missing"), undefined);
+   * ```
+   */
+  async get<T = unknown>(key: string): Promise<T | undefined> {
+    this.#open();
+    const entry = await this.#kv.get(this.#key(key));
+    return await this.#resolve(key, entry) as T | undefined;
+  }
+
+  /**
+   * Reads several values (KV reads 10 keys per request; requests run concurrently).
+   *
+   * @param keys The keys.
+   * @returns Values in the order of `keys`, `undefined` for absent ones.
+   *
+   * @example
+   * ```ts
+   * import { KvStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = await KvStore.open(":memory:");
+   * await store.set("a", 1);
+   * assert.deepEqual(await store.getMany(["a", "b"]), [1, undefined]);
+   * ```
+   */
+  async getMany<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]> {
+    this.#open();
+    const entries = await this.#entries(keys);
+    return await Promise.all(entries.map((e, i) => this.#resolve(keys[i]!, e))) as (
+      | T
+      | undefined
+    )[];
+  }
+
+  /**
+   * Writes one value; values over 64 KiB are chunked.
+   *
+   * @param key The key.
+   * @param value A structured-cloneable value.
+   * @param options `ttlMs`: KV deletes the entry some time after it (`expireIn`).
+   * @throws {RangeError} When the key is over ~2 KB encoded or `ttlMs` is not positive.
+   * @throws {DOMException} (DataCloneError) When the value is not structured-cloneable.
+   *
+   * @example
+   * ```ts
+   * import { KvStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = await KvStore.open(":memory:");
+   * await store.set("session", { user: "ada" }, { ttlMs: 60_000 });
+   * await store.set("blob", "x".repeat(200_000));
+   * assert.equal((await store.get<string>("blob"))?.length, 200_000);
+   * ```
+   */
+  async set(key: string, value: unknown, options: StoreSetOptions = {}): Promise<void> {
+    await this.setMany([[key, value]], options);
+  }
+
+  /**
+   * Writes several values. Small values go in as few atomic operations as KV allows (1000
+   * mutations / 800 KiB each); when large values are involved, or chunked values may be
+   * overwritten, each atomic operation also checks the entries it replaces so that their old
+   * chunks can be deleted. For a key given twice, the last value wins.
+   *
+   * @param entries `[key, value]` pairs.
+   * @param options `ttlMs` for every entry.
+   * @throws {RangeError} When a key is too long or `ttlMs` is not positive.
+   *
+   * @example
+   * ```ts
+   * import { KvStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = await KvStore.open(":memory:");
+   * await store.setMany(Array.from({ length: 2500 }, (_, i) => [`k${i}`, i] as const));
+   * assert.equal(await store.get("k2499"), 2499);
+   * ```
+   */
+  async setMany(
+    entries: Iterable<readonly [string, unknown]>,
+    options: StoreSetOptions = {},
+  ): Promise<void> {
+    this.#open();
+    const expireIn = ttl(options);
+    const values = new Map<string, Ready>();
+    for (const [key, value] of entries) {
+      this.#key(key);
+      values.set(key, new Ready(value, prepare(value)));
+    }
+    if (values.size === 0) return;
+    const large = [...values.values()].some((r) => !r.prepared.inline);
+    if (large || await this.#hasChunks()) {
+      await this.#update([...values.keys()], (key) => values.get(key), {
+        expireIn,
+        current: false,
+      });
+      return;
+    }
+    const ops: Op[] = [];
+    for (const [user, { prepared: p }] of values) {
+      if (p.inline) ops.push(setOp(user, this.#key(user), p.value, p.bytes, { expireIn }));
+    }
+    await commitOps(this.#kv, ops);
+  }
+
+  /**
+   * Deletes a key and, for a chunked value, its chunks.
+   *
+   * @param key The key.
+   *
+   * @example
+   * ```ts
+   * import { KvStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = await KvStore.open(":memory:");
+   * await store.set("a", 1);
+   * await store.delete("a");
+   * assert.equal(await store.get("a"), undefined);
+   * ```
+   */
+  async delete(key: string): Promise<void> {
+    this.#open();
+    await this.#update([key], () => DELETE, { current: false });
+  }
+
+  /**
+   * Lists entries whose key starts with `prefix`, in key order (UTF-8 byte order), reading
+   * lazily in pages.
+   *
+   * @param prefix Key prefix. Default `""`: every entry of the namespace.
+   * @returns An async iterable of `[key, value]`.
+   *
+   * @example
+   * ```ts
+   * import { KvStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = await KvStore.open(":memory:");
+   * await store.setMany([["user:2", "b"], ["user:1", "a"], ["order:1", "x"]]);
+   * const users = [];
+   * for await (const entry of store.scan("user:")) users.push(entry);
+   * assert.deepEqual(users, [["user:1", "a"], ["user:2", "b"]]);
+   * ```
+   */
+  async *scan<T = unknown>(prefix = ""): AsyncIterableIterator<[string, T]> {
+    this.#open();
+    if (typeof prefix !== "string") throw new TypeError("Cannot scan: prefix is not a string");
+    const base = this.#base;
+    const selector = prefix === "" ? { prefix: base } : { prefix: base, start: [...base, prefix] };
+    for await (const entry of this.#kv.list(selector, { batchSize: 500 })) {
+      const key = entry.key[base.length];
+      if (typeof key !== "string") continue;
+      if (!key.startsWith(prefix)) break;
+      if (entry.key.length !== base.length + 1) continue; // a nested namespace's key
+      yield [key, await this.#resolve(key, entry) as T];
+    }
+  }
+
+  /**
+   * Adds `by` to the number at `key` (absent counts as 0): a read-check-write that retries when
+   * another writer changed the key meanwhile, so no increment is lost. Works with fractions and
+   * negative numbers (unlike `Deno.KvU64`).
+   *
+   * @param key The key.
+   * @param by A finite number.
+   * @returns The new value.
+   * @throws {TypeError} When `by` is not a finite number, or the stored value is not a number.
+   *
+   * @example
+   * ```ts
+   * import { KvStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = await KvStore.open(":memory:");
+   * await Promise.all([1, 2, 3, 4].map((n) => store.increment("total", n)));
+   * assert.equal(await store.get("total"), 10);
+   * ```
+   */
+  async increment(key: string, by: number): Promise<number> {
+    if (typeof by !== "number" || !Number.isFinite(by)) {
+      throw new TypeError(`Cannot increment key "${key}": by is not a finite number`);
+    }
+    const out = await this.updateMany<number>([key], (current) => {
+      if (current !== undefined && typeof current !== "number") {
+        throw new TypeError(`Cannot increment key "${key}": its value is not a number`);
+      }
+      return (current ?? 0) + by;
+    });
+    return out.get(key)!;
+  }
+
+  /**
+   * Read-modify-write of several keys: `fn` gets each current value (or `undefined`) and returns
+   * the new one. Keys are written in atomic operations of up to 100 keys, each checking that its
+   * keys did not change since they were read; keys that did are read again and `fn` is called
+   * again for them, so `fn` must be pure.
+   *
+   * @param keys The keys (duplicates are ignored).
+   * @param fn `(current, key) => next`.
+   * @param options `ttlMs` for the written entries.
+   * @returns The values written, by key.
+   * @throws {RetriableError} When keys kept changing under concurrent writers (32 attempts).
+   *
+   * @example Merging fields
+   * ```ts
+   * import { KvStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = await KvStore.open(":memory:");
+   * await store.set("u1", { name: "ada" });
+   * await store.updateMany<Record<string, unknown>>(["u1"], (old) => ({ ...old, vip: true }));
+   * assert.deepEqual(await store.get("u1"), { name: "ada", vip: true });
+   * ```
+   */
+  async updateMany<T = unknown>(
+    keys: Iterable<string>,
+    fn: (current: T | undefined, key: string) => T,
+    options: StoreSetOptions = {},
+  ): Promise<Map<string, T>> {
+    this.#open();
+    const expireIn = ttl(options);
+    const list = [...new Set(keys)];
+    for (const key of list) this.#key(key);
+    const next: Next = (key, current) => fn(current as T | undefined, key);
+    return await this.#update(list, next, { expireIn, current: true }) as Map<string, T>;
+  }
+
+  /** Closes the database. Calling it twice is not an error; other calls after it throw. */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#kv.close();
+    }
+    return Promise.resolve();
+  }
+
+  /** Closes the database (for `await using`). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #open(): void {
+    if (this.#closed) {
+      throw new SluiceError("E_CLOSED", `Cannot use KvStore "${this.path}": it is closed`);
+    }
+  }
+
+  #key(key: string): string[] {
+    if (typeof key !== "string") {
+      throw new TypeError(`Cannot use key: expected a string, got ${typeof key}`);
+    }
+    const parts = [...this.#base, key];
+    const size = keyBytes(parts);
+    if (size > KEY_LIMIT) {
+      throw new RangeError(
+        `Cannot use key "${key.slice(0, 32)}…": it is ${size} bytes encoded, over ${KEY_LIMIT}`,
+      );
+    }
+    return parts;
+  }
+
+  async #entries(keys: readonly string[]): Promise<Deno.KvEntryMaybe<unknown>[]> {
+    const kvKeys = keys.map((k) => this.#key(k));
+    const groups: Promise<Deno.KvEntryMaybe<unknown>[]>[] = [];
+    for (let i = 0; i < kvKeys.length; i += GET_MANY) {
+      groups.push(this.#kv.getMany(kvKeys.slice(i, i + GET_MANY)));
+    }
+    return (await Promise.all(groups)).flat();
+  }
+
+  /** The user value of an entry: reassembles chunks, retrying when the entry was just replaced. */
+  async #resolve(key: string, entry: Deno.KvEntryMaybe<unknown>): Promise<unknown> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (entry.versionstamp === null) return undefined;
+      if (!isManifest(entry.value)) return entry.value;
+      const { id, chunks, bytes } = entry.value;
+      const parts: Uint8Array[] = [];
+      for await (const c of this.#kv.list<Uint8Array>({ prefix: [...this.#chunkBase, key, id] })) {
+        parts.push(c.value);
+      }
+      if (parts.length === chunks) return assemble(parts, bytes);
+      entry = await this.#kv.get(this.#key(key));
+    }
+    throw new SluiceError("E_STORE", `Cannot read key "${key}": chunks of its value are missing`);
+  }
+
+  async #hasChunks(): Promise<boolean> {
+    for await (const _ of this.#kv.list({ prefix: this.#chunkBase }, { limit: 1 })) return true;
+    return false;
+  }
+
+  /**
+   * Read-check-write of `keys`: reads each entry, asks `next` for its new value (or DELETE),
+   * writes chunks of large values, then commits checked atomic operations. Keys whose check
+   * failed go round again; chunks of replaced values (and of lost attempts) are deleted.
+   */
+  async #update(
+    keys: string[],
+    next: Next,
+    options: { expireIn?: number; current: boolean },
+  ): Promise<Map<string, unknown>> {
+    const results = new Map<string, unknown>();
+    let pending = keys;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt === MAX_ATTEMPTS) {
+        throw new RetriableError(
+          `Cannot write ${pending.length} key(s) to KvStore "${this.path}": ` +
+            `they kept changing under concurrent writers`,
+        );
+      }
+      const entries = await this.#entries(pending);
+      const planned: [string, Deno.KvEntryMaybe<unknown>, Prepared | typeof DELETE][] = [];
+      for (let i = 0; i < pending.length; i++) {
+        const key = pending[i]!;
+        const entry = entries[i]!;
+        const exists = entry.versionstamp !== null;
+        const current = options.current && exists ? await this.#resolve(key, entry) : undefined;
+        const value = next(key, current, exists);
+        if (value === DELETE) {
+          results.set(key, undefined);
+          planned.push([key, entry, DELETE]);
+        } else if (value instanceof Ready) {
+          results.set(key, value.value);
+          planned.push([key, entry, value.prepared]);
+        } else {
+          results.set(key, value);
+          planned.push([key, entry, prepare(value)]);
+        }
+      }
+      const written: [string, Manifest][] = [];
+      const replaced: [string, Manifest][] = [];
+      const ops: Op[] = [];
+      for (const [user, entry, p] of planned) {
+        const key = this.#key(user);
+        const check = entry.versionstamp;
+        if (isManifest(entry.value)) replaced.push([user, entry.value]);
+        if (p === DELETE) {
+          ops.push(deleteOp(user, key, check));
+        } else if (p.inline) {
+          ops.push(setOp(user, key, p.value, p.bytes, { check, expireIn: options.expireIn }));
+        } else {
+          await this.#writeChunks(user, p, options.expireIn);
+          written.push([user, p.manifest]);
+          ops.push(setOp(user, key, p.manifest, 200, { check, expireIn: options.expireIn }));
+        }
+      }
+      const failed = await commitOps(this.#kv, ops);
+      const garbage = [
+        ...written.filter(([k]) => failed.has(k)),
+        ...replaced.filter(([k]) => !failed.has(k)),
+      ];
+      await this.#deleteChunks(garbage);
+      pending = pending.filter((k) => failed.has(k));
+    }
+    return results;
+  }
+
+  async #writeChunks(user: string, p: Chunked, expireIn?: number): Promise<void> {
+    const { id } = p.manifest;
+    const ttlMs = expireIn === undefined ? undefined : expireIn + CHUNK_TTL_MARGIN_MS;
+    const ops = p.parts.map((part, i) =>
+      setOp(user, [...this.#chunkBase, user, id, i], part, part.byteLength, { expireIn: ttlMs })
+    );
+    await commitOps(this.#kv, ops);
+  }
+
+  async #deleteChunks(sets: [string, Manifest][]): Promise<void> {
+    const ops: Op[] = [];
+    for (const [user, { id, chunks }] of sets) {
+      for (let i = 0; i < chunks; i++) ops.push(deleteOp(user, [...this.#chunkBase, user, id, i]));
+    }
+    await commitOps(this.#kv, ops);
+  }
+}
+
+function ttl(options: StoreSetOptions): number | undefined {
+  const ms = options.ttlMs;
+  if (ms === undefined) return undefined;
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms <= 0) {
+    throw new RangeError(`Cannot set entry: ttlMs must be a positive number, got ${String(ms)}`);
+  }
+  return Math.ceil(ms);
+}
