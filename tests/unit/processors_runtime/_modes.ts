@@ -16,9 +16,18 @@ export const MODES = ["inline", "workers"] as const;
 /** A hosting mode. */
 export type Mode = (typeof MODES)[number];
 
-/** Registers `name (inline)` and `name (workers)`, each running `fn` with its mode. */
-export function modeTest(name: string, fn: (mode: Mode) => Promise<void>): void {
-  for (const mode of MODES) Deno.test(`${name} (${mode})`, () => fn(mode));
+/**
+ * Registers `name (inline)` and `name (workers)`, each running `fn` with its mode. `ignore` is for
+ * a test that shows a known, reported bug (say which in a comment beside it).
+ */
+export function modeTest(
+  name: string,
+  fn: (mode: Mode) => Promise<void>,
+  options: { ignore?: boolean } = {},
+): void {
+  for (const mode of MODES) {
+    Deno.test({ name: `${name} (${mode})`, ignore: options.ignore ?? false, fn: () => fn(mode) });
+  }
 }
 
 // Inputs mix value shapes on purpose (NaN, null, missing fields): the flow's input type is open.
@@ -111,3 +120,8 @@ export function hugeKey(bytes = 100_000, fill = "k"): string {
  * source's own bounded out-of-orderness (max ts − this) stays far behind every timestamp used.
  */
 export const MARKERS_ONLY = { outOfOrdernessMs: 1e12 } as const;
+
+/** `value` after a JSON round trip: collect() stores records as JSON, so NaN reads back as null. */
+export function viaJson<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value));
+}

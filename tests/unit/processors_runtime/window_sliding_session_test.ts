@@ -174,3 +174,26 @@ modeTest(
     }
   },
 );
+
+// BUG (reported to the lead): with slideMs > sizeMs (hopping windows with gaps, accepted by the
+// config) a record in a gap belongs to no window, and window() sends it to the "late" side
+// output although the watermark has not reached it (or dead-letters it with 'side output "late"
+// is not wired'). Expected, as in Flink: it is simply in no window. Ignored until fixed.
+modeTest(
+  "window() sliding with slideMs > sizeMs does not call records in the gaps late",
+  async (mode) => {
+    const hopping = window({ type: "sliding", sizeMs: 500, slideMs: 1000, aggregate: sum });
+    const input = [rec({ v: 1 }, 100, "a"), rec({ v: 2 }, 700, "a"), rec({ v: 4 }, 1200, "a")];
+    const result = await run(mode, (f) => f.via(hopping), input, {
+      ...MARKERS_ONLY,
+      sideOutputs: ["late"],
+    });
+    assert.deepEqual(result.output, [
+      win("a", 0, 500, { n: 1, total: 1 }),
+      win("a", 1000, 1500, { n: 1, total: 4 }),
+    ]);
+    // Got (both modes): late = [{ key: "a", value: { v: 2 }, ts: 700 }].
+    assert.deepEqual([result.sides.late, result.deadLetters], [[], []]);
+  },
+  { ignore: false },
+);
