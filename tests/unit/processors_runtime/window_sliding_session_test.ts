@@ -56,6 +56,7 @@ modeTest(
           },
         },
       });
+    assert.deepEqual((await run(mode, (f) => f.via(session()), [])).output, []);
     const input = [
       rec({ v: 1 }, 0, "a"),
       rec({ v: 2 }, 100, "a"), // touches [0, 100): one session [0, 200)
@@ -97,10 +98,13 @@ modeTest(
       rec({ v: 8 }, 7, "b"),
       rec({ v: 16 }, 9, huge),
     ];
+    const hourly = () =>
+      window({ type: "tumbling", sizeMs: HOUR, time: "processing", aggregate: sum });
+    assert.deepEqual((await run(mode, (f) => f.via(hourly()), [])).output, []);
     const started = Date.now();
     const result = await run(
       mode,
-      (f) => f.via(window({ type: "tumbling", sizeMs: HOUR, time: "processing", aggregate: sum })),
+      (f) => f.via(hourly()),
       input,
       { sideOutputs: ["late"] },
     );
