@@ -28,7 +28,9 @@ export interface StoreSetOptions {
  *   get: (key) => Promise.resolve(data.get(key) as never),
  *   getMany: (keys) => Promise.resolve(keys.map((k) => data.get(k)) as never),
  *   set: (key, value) => Promise.resolve(void data.set(key, value)),
- *   setMany: (entries) => Promise.resolve(entries.forEach(([k, v]) => data.set(k, v))),
+ *   async setMany(entries) {
+ *     for (const [k, v] of entries) data.set(k, v);
+ *   },
  *   delete: (key) => Promise.resolve(void data.delete(key)),
  *   async *scan(prefix = "") {
  *     for (const [k, v] of [...data].sort()) if (k.startsWith(prefix)) yield [k, v as never];

@@ -18,6 +18,14 @@ export interface Op {
   readonly keyBytes: number;
 }
 
+/** What {@linkcode commitOps} reports. */
+export interface Committed {
+  /** User keys whose operations failed a check. */
+  readonly failed: Set<string>;
+  /** Versionstamp of the commit that wrote each other user key. */
+  readonly stamps: Map<string, string>;
+}
+
 /** A set of `key` to `value`; `valueBytes` is an upper bound of the value's encoded size. */
 export function setOp(
   user: string,
@@ -41,10 +49,12 @@ export function deleteOp(user: string, key: (string | number)[], check?: string 
 /**
  * Commits `ops` in as few atomic operations as the limits allow, in order.
  *
- * @returns User keys of the operations whose checks failed (nothing of those was written).
+ * @returns User keys of the operations whose checks failed (nothing of those was written), and
+ *   the versionstamp each other user key was committed with.
  */
-export async function commitOps(kv: Deno.Kv, ops: readonly Op[]): Promise<Set<string>> {
+export async function commitOps(kv: Deno.Kv, ops: readonly Op[]): Promise<Committed> {
   const failed = new Set<string>();
+  const stamps = new Map<string, string>();
   let group: Op[] = [];
   let checks = 0, keys = 0, bytes = 0;
   const flush = async () => {
@@ -57,6 +67,7 @@ export async function commitOps(kv: Deno.Kv, ops: readonly Op[]): Promise<Set<st
     }
     const result = await whenUnlocked(() => atomic.commit());
     if (!result.ok) { for (const op of group) failed.add(op.user); }
+    else for (const op of group) stamps.set(op.user, result.versionstamp);
     group = [];
     checks = keys = bytes = 0;
   };
@@ -72,7 +83,7 @@ export async function commitOps(kv: Deno.Kv, ops: readonly Op[]): Promise<Set<st
     bytes += op.bytes;
   }
   await flush();
-  return failed;
+  return { failed, stamps };
 }
 
 const LOCKED = /database is (locked|busy)/i;

@@ -15,6 +15,7 @@ import {
   type Prepared,
 } from "./_codec.ts";
 import { commitOps, deleteOp, type Op, setOp } from "./_atomic.ts";
+import { KnownEntries } from "./_known_entries.ts";
 
 /** Where {@linkcode KvStore.open} puts the database when no path is given. */
 export const DEFAULT_KV_PATH = ".sluice/sluice.kv";
@@ -34,6 +35,7 @@ const MAX_ATTEMPTS = 32;
 const GET_MANY = 10; // KV reads at most 10 keys at once
 const CHUNK_TTL_MARGIN_MS = 60_000; // chunks outlive their manifest
 const DELETE = Symbol("delete");
+const KNOWN_ENTRIES = 10_000;
 
 /** A value already measured by `prepare`, so that `#update` need not measure it again. */
 class Ready {
@@ -72,6 +74,7 @@ export class KvStore implements Store, AsyncDisposable {
   readonly #kv: Deno.Kv;
   readonly #base: readonly string[];
   readonly #chunkBase: readonly string[];
+  readonly #known = new KnownEntries(KNOWN_ENTRIES);
   #closed = false;
   /** The database path given to {@linkcode KvStore.open}. */
   readonly path: string;
@@ -261,6 +264,7 @@ export class KvStore implements Store, AsyncDisposable {
       if (p.inline) ops.push(setOp(user, this.#key(user), p.value, p.bytes, { expireIn }));
     }
     await commitOps(this.#kv, ops);
+    for (const key of values.keys()) this.#known.forget(key);
   }
 
   /**
@@ -469,7 +473,7 @@ export class KvStore implements Store, AsyncDisposable {
             `they kept changing under concurrent writers`,
         );
       }
-      const entries = await this.#entries(pending);
+      const entries = await this.#known.entries(pending, (keys) => this.#entries(keys));
       const planned: [string, Deno.KvEntryMaybe<unknown>, Prepared | typeof DELETE][] = [];
       for (let i = 0; i < pending.length; i++) {
         const key = pending[i]!;
@@ -505,7 +509,12 @@ export class KvStore implements Store, AsyncDisposable {
           ops.push(setOp(user, key, p.manifest, 200, { check, expireIn: options.expireIn }));
         }
       }
-      const failed = await commitOps(this.#kv, ops);
+      const { failed, stamps } = await commitOps(this.#kv, ops);
+      for (const op of ops) {
+        const stamp = stamps.get(op.user);
+        if (stamp === undefined || op.kind === "delete") this.#known.forget(op.user);
+        else this.#known.remember(op.user, op.value, stamp);
+      }
       const garbage = [
         ...written.filter(([k]) => failed.has(k)),
         ...replaced.filter(([k]) => !failed.has(k)),

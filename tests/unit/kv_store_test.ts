@@ -205,3 +205,24 @@ Deno.test("KvStore.open() fails clearly when the file cannot be opened", async (
       e.code === "E_STORE" && /Cannot open KvStore at/.test(e.message),
   );
 });
+
+Deno.test("KvStore read-check-write stays correct when another writer changes a key", async () => {
+  const path = await tempPath();
+  await using a = await KvStore.open(path);
+  await using b = await KvStore.open(path);
+  assert.equal(await a.increment("n", 1), 1);
+  await b.set("n", 100); // a's remembered versionstamp is now stale
+  assert.equal(await a.increment("n", 1), 101);
+  await a.set("n", 50);
+  assert.equal(await a.increment("n", 1), 51);
+  await b.delete("n");
+  assert.equal(await a.increment("n", 1), 1);
+  // Values handed out by updateMany are copies: changing them changes nothing stored.
+  const out = await a.updateMany<{ tags: string[] }>(["doc"], () => ({ tags: ["x"] }));
+  out.get("doc")!.tags.push("mutated");
+  await a.updateMany<{ tags: string[] }>(["doc"], (old) => {
+    old!.tags.push("y");
+    return old!;
+  });
+  assert.deepEqual(await b.get("doc"), { tags: ["x", "y"] });
+});
