@@ -1,0 +1,104 @@
+// Stages used by bench/w2.ts: a keyed revenue sum, a totals sink, a null sink, a slow sink and a
+// stateless processor that crashes its worker once per marker file (so a restarted instance does
+// not fail again on the replayed record).
+import { defineProcessor, defineSink, type StreamRecord } from "../actors/mod.ts";
+import { z } from "../actors/_deps.ts";
+
+/** What flows into the keyed sum: revenue of one purchase. */
+export interface Revenue {
+  sku: string;
+  revenue: number;
+}
+
+/** One per-sku total, emitted by {@linkcode keyedRevenue} at the end of input. */
+export interface SkuTotal {
+  sku: string;
+  revenue: number;
+  purchases: number;
+}
+
+/** Sums `value.revenue` per record key in keyed state; emits one total per key at flush. */
+export const keyedRevenue = defineProcessor({
+  name: "keyedRevenue",
+  stateful: true,
+  config: z.object({}).strict(),
+  open(_config, ctx) {
+    const totals = ctx.keyed<[number, number]>("revenue");
+    return {
+      process(r: StreamRecord<Revenue>) {
+        const key = r.key ?? "";
+        const t = totals.get(key);
+        if (t) {
+          t[0] += r.value.revenue;
+          t[1]++;
+        } else totals.set(key, [r.value.revenue, 1]);
+      },
+      flush() {
+        for (const [sku, [revenue, purchases]] of totals.entries()) {
+          ctx.emit({ key: sku, value: { sku, revenue, purchases }, ts: 0 });
+        }
+      },
+    };
+  },
+});
+
+/** Keeps the totals it receives and writes them, as JSON, to `path` at the end of input. */
+export const totalsSink = defineSink({
+  name: "totals",
+  config: z.object({ path: z.string() }).strict(),
+  open({ path }) {
+    const totals: SkuTotal[] = [];
+    return {
+      write(records: StreamRecord<SkuTotal>[]) {
+        for (const r of records) totals.push(r.value);
+      },
+      flush() {
+        Deno.writeTextFileSync(path, JSON.stringify(totals));
+      },
+    };
+  },
+});
+
+/** Drops everything (the restart run only needs the summary). */
+export const nullSink = defineSink({
+  name: "null",
+  config: z.object({}).strict(),
+  open: () => ({ write() {} }),
+});
+
+/** Sleeps `delayMs` per batch: the bottleneck of the memory run. */
+export const slowSink = defineSink({
+  name: "slow",
+  config: z.object({ delayMs: z.number().min(0) }).strict(),
+  open({ delayMs }) {
+    return {
+      write: () => new Promise<void>((resolve) => setTimeout(resolve, delayMs)),
+    };
+  },
+});
+
+/**
+ * Crashes (throws from `beforeBatch`, so the instance fails and is restarted) when a batch holds
+ * one of `ids`, once per id: the marker file `<dir>/<id>` records that it already failed.
+ */
+export const crashOnce = defineProcessor({
+  name: "crashOnce",
+  config: z.object({ ids: z.array(z.number()), dir: z.string() }).strict(),
+  open({ ids, dir }) {
+    const targets = new Set(ids);
+    return {
+      beforeBatch(records: StreamRecord<{ id: number }>[]) {
+        for (const r of records) {
+          if (!targets.has(r.value.id)) continue;
+          try {
+            Deno.writeTextFileSync(`${dir}/${r.value.id}`, "x", { createNew: true });
+          } catch {
+            continue; // failed here before: the replay goes through
+          }
+          throw new Error(`injected crash at record ${r.value.id}`);
+        }
+      },
+      process: (r: StreamRecord<{ id: number }>) => r,
+    };
+  },
+});

@@ -1,0 +1,370 @@
+// Benchmark W2: generated e-commerce events → filter (purchases) → map (revenue) → keyed sum per
+// sku, in Sluice (workers fused, workers unfused, inline) and in Node streams, in the same run.
+// Also: restart latency of a stateless stage, and peak RSS under a slow sink.
+//
+//   deno run -A bench/w2.ts [--count N] [--quick] [--repeat R]
+//
+// --count N   events per run (default 1 000 000); --quick: 100 000 events, 1 run
+// --repeat R  runs of each variant, interleaved; the median is reported (default 3); a variant
+//             whose runs already took 30 s is not run again
+//
+// See bench/README.md for what each figure means.
+import { Readable, Transform, Writable } from "node:stream";
+import { pipeline as streamPipeline } from "node:stream/promises";
+import {
+  KeyedState,
+  pipeline,
+  type RunSummary,
+  stage,
+  type StageContext,
+  type StageOptions,
+  type StreamRecord,
+} from "../actors/mod.ts";
+import { filter } from "../processors/filter.ts";
+import { map } from "../processors/map.ts";
+import {
+  type EcommerceEvent,
+  generator,
+  type GeneratorOptions,
+  generatorSource,
+} from "../connectors/mod.ts";
+import type { Revenue, SkuTotal } from "./_stages.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Flags
+
+function flag(name: string): string | undefined {
+  const i = Deno.args.indexOf(`--${name}`);
+  if (i < 0) return undefined;
+  return Deno.args[i + 1];
+}
+
+const quick = Deno.args.includes("--quick");
+const count = Number(flag("count") ?? (quick ? 100_000 : 1_000_000));
+const repeat = Number(flag("repeat") ?? (quick ? 1 : 3));
+if (!Number.isInteger(count) || count < 1) throw new RangeError(`--count: ${flag("count")}`);
+if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`--repeat: ${flag("repeat")}`);
+
+const SEED = 2024;
+const SKUS = 100;
+const gen: GeneratorOptions = { count, seed: SEED, skus: SKUS };
+const stages = new URL("./_stages.ts", import.meta.url);
+const ref = <I, O>(name: string, config: unknown, kind: "processor" | "sink" = "processor") =>
+  stage<I, O>(stages, config, { kind, export: name });
+
+// ---------------------------------------------------------------------------------------------
+// Sluice variants
+
+interface Result {
+  seconds: number;
+  totals: string;
+}
+
+async function sluice(mode: "workers" | "inline", fuse: boolean, n = count): Promise<Result> {
+  const path = await Deno.makeTempFile({ prefix: "sluice-w2-", suffix: ".json" });
+  const opts: StageOptions = fuse ? {} : { fuse: false };
+  const p = pipeline({ mode, signals: false, name: "w2" });
+  p.from(generator({ ...gen, count: n }), opts)
+    .via(filter((e: EcommerceEvent) => e.type === "purchase"), opts)
+    .via(map((e: EcommerceEvent): Revenue => ({ sku: e.sku, revenue: e.price * e.qty })), opts)
+    .keyBy()
+    .via(ref<Revenue, SkuTotal>("keyedRevenue", {}), opts)
+    .to(ref<SkuTotal, never>("totalsSink", { path }, "sink"), {
+      ...opts,
+      permissions: { write: [path] },
+    });
+  const started = performance.now();
+  await p.run();
+  const seconds = (performance.now() - started) / 1000;
+  const totals = canonical(JSON.parse(await Deno.readTextFile(path)));
+  await Deno.remove(path);
+  return { seconds, totals };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node streams baseline: the same generator code, one record per chunk, objectMode throughout.
+
+function openGenerator(config: GeneratorOptions) {
+  const abort = new AbortController();
+  const ctx: StageContext<EcommerceEvent> = {
+    stage: "generator",
+    instance: 0,
+    parallelism: 1,
+    partitions: 64,
+    watermark: -Infinity,
+    signal: abort.signal,
+    now: () => Date.now(),
+    emit: () => {},
+    emitTo: () => {},
+    deadLetter: () => {},
+    keyed: <V>() => new KeyedState<V>(64),
+    partitionOf: () => 0,
+  };
+  const parsed = generatorSource.config.safeParse(config);
+  if (!parsed.success) throw new TypeError("Cannot open generator: bad config");
+  return { source: generatorSource.open(parsed.data, ctx), ctx, signal: abort.signal };
+}
+
+async function streams(n = count): Promise<Result> {
+  const started = performance.now();
+  const { source: opening, ctx, signal } = openGenerator({ ...gen, count: n });
+  const source = await opening;
+  const readable = new Readable({
+    objectMode: true,
+    read() {
+      Promise.resolve(source.pull({ max: 512, signal }, ctx)).then((batch) => {
+        if (batch === null) this.push(null);
+        else for (const r of batch.records) this.push(r);
+      }, (e) => this.destroy(e));
+    },
+  });
+  const keep = new Transform({
+    objectMode: true,
+    transform(r: StreamRecord<EcommerceEvent>, _enc, cb) {
+      if (r.value.type === "purchase") cb(null, r);
+      else cb();
+    },
+  });
+  const revenue = new Transform({
+    objectMode: true,
+    transform(r: StreamRecord<EcommerceEvent>, _enc, cb) {
+      cb(null, { ...r, value: { sku: r.value.sku, revenue: r.value.price * r.value.qty } });
+    },
+  });
+  const totals = new Map<string, [number, number]>();
+  const sum = new Writable({
+    objectMode: true,
+    write(r: StreamRecord<Revenue>, _enc, cb) {
+      const key = r.key ?? "";
+      const t = totals.get(key);
+      if (t) {
+        t[0] += r.value.revenue;
+        t[1]++;
+      } else totals.set(key, [r.value.revenue, 1]);
+      cb();
+    },
+  });
+  await streamPipeline(readable, keep, revenue, sum);
+  const seconds = (performance.now() - started) / 1000;
+  const list: SkuTotal[] = [...totals].map(([sku, [revenue, purchases]]) => ({
+    sku,
+    revenue,
+    purchases,
+  }));
+  return { seconds, totals: canonical(list) };
+}
+
+function canonical(list: SkuTotal[]): string {
+  return JSON.stringify([...list].sort((a, b) => a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restart latency: a stateless stage that crashes on `failures` records, once each.
+
+async function restarts(failures: number): Promise<{ summary: RunSummary; seconds: number }> {
+  const dir = await Deno.makeTempDir({ prefix: "sluice-w2-crash-" });
+  const n = failures * 2000;
+  const ids = Array.from({ length: failures }, (_, i) => Math.floor((i + 0.5) * (n / failures)));
+  const started = performance.now();
+  try {
+    const summary = await pipeline({ mode: "workers", signals: false, name: "w2-restart" })
+      .from(generator({ ...gen, count: n }))
+      .via(ref<EcommerceEvent, EcommerceEvent>("crashOnce", { ids, dir }), {
+        fuse: false,
+        // Each crash is isolated (a window of 1 ms): this measures a restart, not the backoff
+        // that repeated crashes within `withinMs` would add.
+        maxRestarts: failures + 1,
+        withinMs: 1,
+        permissions: { read: [dir], write: [dir] },
+      })
+      .to(ref<EcommerceEvent, never>("nullSink", {}, "sink"))
+      .run();
+    return { summary, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory: RSS sampled every 20 ms, at rest and under a slow sink.
+
+function sampler() {
+  let peak = 0;
+  const samples: number[] = [];
+  const take = () => {
+    const rss = Deno.memoryUsage().rss;
+    samples.push(rss);
+    if (rss > peak) peak = rss;
+  };
+  take();
+  const timer = setInterval(take, 20);
+  return {
+    stop() {
+      clearInterval(timer);
+      take();
+      const sorted = [...samples].sort((a, b) => a - b);
+      return { peak, median: sorted[Math.floor(sorted.length / 2)]!, samples: samples.length };
+    },
+  };
+}
+
+async function memory(): Promise<{
+  baseline: number;
+  peak: number;
+  produced: number;
+  written: number;
+  inFlightMax: number;
+}> {
+  const idle = sampler();
+  await new Promise((r) => setTimeout(r, 500));
+  const baseline = idle.stop().median;
+  const p = pipeline({ mode: "workers", signals: false, name: "w2-slow", heartbeatMs: 100 });
+  p.from(generator({ ...gen, count: 10_000_000 }))
+    .via(map((e: EcommerceEvent): Revenue => ({ sku: e.sku, revenue: e.price * e.qty })))
+    // In its own worker, so records cross a channel and credits hold the source back.
+    .to(ref<Revenue, never>("slowSink", { delayMs: 10 }, "sink"), { fuse: false });
+  const busy = sampler();
+  const running = p.run();
+  // Records produced but not yet written, from the counters the workers report every 100 ms.
+  let inFlightMax = 0, produced = 0, written = 0;
+  const watch = setInterval(() => {
+    const c = p.counters();
+    produced = c.generator?.instances[0]?.out ?? 0;
+    written = c.slow?.instances[0]?.in ?? 0;
+    inFlightMax = Math.max(inFlightMax, produced - written);
+  }, 20);
+  await new Promise((r) => setTimeout(r, 3000));
+  clearInterval(watch);
+  await p.stop();
+  await running;
+  const { peak } = busy.stop();
+  return { baseline, peak, produced, written, inFlightMax };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const MiB = 1024 * 1024;
+const fmtInt = (n: number) => Math.round(n).toLocaleString("en-US");
+
+function percentile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+function median(values: number[]): number {
+  return percentile(values, 0.5);
+}
+
+const cpus = navigator.hardwareConcurrency;
+console.log(
+  `W2: ${fmtInt(count)} events → filter(purchase) → map(revenue) → keyed sum per sku ` +
+    `(${SKUS} skus); median of ${repeat} run(s); ${cpus} cores; Deno ${Deno.version.deno}`,
+);
+
+// 1. Restart latency and memory first, while the process is small.
+const FAILURES = 30;
+const { summary: restartSummary, seconds: restartSeconds } = await restarts(FAILURES);
+const latencies = restartSummary.restartLatencies;
+const mem = await memory();
+
+// 2. Throughput. A short warm-up of every variant, then the variants interleaved `repeat` times.
+const variants: [string, () => Promise<Result>][] = [
+  ["Node streams (baseline)", () => streams()],
+  ["Sluice workers, fused", () => sluice("workers", true)],
+  ["Sluice workers, unfused", () => sluice("workers", false)],
+  ["Sluice inline", () => sluice("inline", true)],
+];
+const warmup = Math.min(count, 20_000);
+await streams(warmup);
+await sluice("workers", true, warmup);
+await sluice("inline", true, warmup);
+
+const empty: number[] = [];
+for (let i = 0; i < 3; i++) empty.push((await sluice("workers", true, 1)).seconds * 1000);
+const emptyMs = median(empty);
+
+const times = new Map<string, number[]>(variants.map(([name]) => [name, []]));
+const totals = new Map<string, string>();
+// A variant that already took this long is not repeated: the whole bench stays bounded.
+const BUDGET_S = 30;
+for (let r = 0; r < repeat; r++) {
+  for (const [name, run] of variants) {
+    const spent = times.get(name)!.reduce((a, b) => a + b, 0);
+    if (r > 0 && spent > BUDGET_S) continue;
+    const result = await run();
+    times.get(name)!.push(result.seconds);
+    const seen = totals.get(name);
+    if (seen !== undefined && seen !== result.totals) {
+      console.error(`FAIL: ${name} gave different totals on run ${r + 1}`);
+      Deno.exit(1);
+    }
+    totals.set(name, result.totals);
+  }
+}
+
+const baselineName = variants[0]![0];
+const baselineRate = count / median(times.get(baselineName)!);
+console.log("");
+console.log(
+  "| variant                  | time (s), median | records/s, median | vs streams | best records/s |",
+);
+console.log(
+  "| ------------------------ | ---------------: | ----------------: | ---------: | -------------: |",
+);
+for (const [name] of variants) {
+  const t = median(times.get(name)!);
+  const best = count / Math.min(...times.get(name)!);
+  const rate = count / t;
+  const runs = times.get(name)!.length;
+  console.log(
+    `| ${name.padEnd(24)} | ${t.toFixed(3).padStart(16)} | ${fmtInt(rate).padStart(17)} | ${
+      (rate / baselineRate).toFixed(2).padStart(9)
+    }× | ${fmtInt(best).padStart(14)} |${runs < repeat ? ` ${runs} run(s): over budget` : ""}`,
+  );
+}
+
+const expected = totals.get(baselineName)!;
+const parsed = JSON.parse(expected) as SkuTotal[];
+const purchases = parsed.reduce((n, t) => n + t.purchases, 0);
+const mismatched = variants.filter(([name]) => totals.get(name) !== expected).map(([n]) => n);
+console.log("");
+if (mismatched.length > 0) {
+  console.error(`FAIL: per-sku totals differ from the baseline in: ${mismatched.join(", ")}`);
+  Deno.exit(1);
+}
+console.log(
+  `OK: all ${variants.length} variants produced identical per-sku totals ` +
+    `(${parsed.length} skus, ${fmtInt(purchases)} purchases, ` +
+    `revenue ${fmtInt(parsed.reduce((n, t) => n + t.revenue, 0))} cents)`,
+);
+
+console.log("");
+console.log(
+  `Restart latency (stateless stage, ${FAILURES} injected crashes, failure → replacement ready): ` +
+    `p50 ${percentile(latencies, 0.5).toFixed(0)} ms, p99 ${
+      percentile(latencies, 0.99).toFixed(0)
+    } ms, max ${Math.max(...latencies).toFixed(0)} ms over ${latencies.length} restarts ` +
+    `(run ${restartSeconds.toFixed(1)} s, restarts counted ${
+      restartSummary.stages.crashOnce?.restarts ?? 0
+    })`,
+);
+if (latencies.length !== FAILURES) {
+  console.error(`FAIL: expected ${FAILURES} restarts, measured ${latencies.length}`);
+  Deno.exit(1);
+}
+console.log(
+  `Memory (RSS every 20 ms): baseline ${(mem.baseline / MiB).toFixed(0)} MiB, peak under a ` +
+    `slow sink (10 ms/batch, 3 s) ${(mem.peak / MiB).toFixed(0)} MiB, +${
+      ((mem.peak - mem.baseline) / MiB).toFixed(0)
+    } MiB; after 3 s the source had produced ${fmtInt(mem.produced)} of 10,000,000 events, ` +
+    `the sink had written ${fmtInt(mem.written)}; at most ${
+      fmtInt(mem.inFlightMax)
+    } in flight (bound: (capacity 8 + 2) × 512 = 5,120)`,
+);
+console.log(
+  `Fixed cost of a workers run (start 3 workers, 1 event, drain, stop): ${
+    emptyMs.toFixed(0)
+  } ms (median of 3), included in the times above`,
+);
