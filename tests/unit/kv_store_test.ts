@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { collect, fromArray, pipeline } from "../../actors/mod.ts";
+import { window } from "../../processors/window.ts";
 import { KvStore } from "../../stores/kv/mod.ts";
 
 async function tempPath(name = "test.kv"): Promise<string> {
@@ -225,4 +227,22 @@ Deno.test("KvStore read-check-write stays correct when another writer changes a 
     return old!;
   });
   assert.deepEqual(await b.get("doc"), { tags: ["x", "y"] });
+});
+
+Deno.test("KvStore serves as a pipeline's state backend for checkpoints", async () => {
+  await using state = await KvStore.open(await tempPath(), { namespace: ["state"] });
+  const input = Array.from(
+    { length: 3000 },
+    (_, i) => ({ key: `k${i % 30}`, value: 1, ts: i * 10 }),
+  );
+  const out = collect<{ n: number }>();
+  await pipeline({ mode: "inline", signals: false, state, checkpointMs: 20, name: "ckpt" })
+    .from(fromArray(input))
+    .via(window({ type: "tumbling", sizeMs: 1000, aggregate: { n: { op: "count" } } }))
+    .to(out.sink)
+    .run();
+  const counts = await out.values();
+  await out.clear();
+  assert.equal(counts.reduce((a, v) => a + v.n, 0), 3000);
+  assert.ok((await all(state.scan())).length > 0, "no checkpoint was stored");
 });
