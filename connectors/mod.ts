@@ -7,3 +7,4 @@ export * from "./generator/mod.ts";
 export * from "./file/mod.ts";
 export * from "./stdio/mod.ts";
 export * from "./net/mod.ts";
+export * from "./kafka/mod.ts";
