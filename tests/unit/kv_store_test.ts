@@ -246,3 +246,20 @@ Deno.test("KvStore serves as a pipeline's state backend for checkpoints", async 
   assert.equal(counts.reduce((a, v) => a + v.n, 0), 3000);
   assert.ok((await all(state.scan())).length > 0, "no checkpoint was stored");
 });
+
+Deno.test("KvStore.open() without --unstable-kv fails with a clear SluiceError", async () => {
+  const mod = new URL("../../stores/kv/mod.ts", import.meta.url).href;
+  const code = `import { KvStore } from "${mod}";
+try { await KvStore.open(":memory:"); } catch (e) { console.log(e.name, e.code, e.message); }`;
+  const { stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", code],
+    cwd: await Deno.makeTempDir(),
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.match(
+    new TextDecoder().decode(stdout),
+    /^SluiceError E_UNSTABLE Cannot open KvStore: Deno KV is not enabled \(run with --unstable-kv/,
+  );
+});

@@ -129,16 +129,14 @@ Deno.test("kvSink() works after a map in workers, with the key from an inline fu
 });
 
 Deno.test("kvSink() grants its worker read and write on the database file only", () => {
-  const ref = kvSink({ path: "/tmp/sluice-perm-test/x.kv" });
-  assert.deepEqual(ref.options?.permissions, {
-    read: ["/tmp/sluice-perm-test/x.kv"],
-    write: ["/tmp/sluice-perm-test/x.kv"],
-  });
-  const relative = kvSink({ path: "rel/y.kv" });
-  assert.equal((relative.config as { path: string }).path, `${Deno.cwd()}/rel/y.kv`);
+  const abs = `${Deno.makeTempDirSync()}/sub/x.kv`;
+  assert.deepEqual(kvSink({ path: abs }).options?.permissions, { read: [abs], write: [abs] });
+  const dir = `.sluice/test-${crypto.randomUUID()}`;
+  const relative = kvSink({ path: `${dir}/y.kv` });
+  assert.equal((relative.config as { path: string }).path, `${Deno.cwd()}/${dir}/y.kv`);
+  assert.ok(Deno.statSync(dir).isDirectory, "the builder creates the directory");
   assert.equal(kvSink({ path: ":memory:" }).options?.permissions, "none");
-  Deno.removeSync("rel", { recursive: true });
-  Deno.removeSync("/tmp/sluice-perm-test", { recursive: true });
+  Deno.removeSync(dir, { recursive: true });
 });
 
 Deno.test("kvSink() rejects bad options at build time", () => {
