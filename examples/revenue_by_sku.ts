@@ -23,17 +23,18 @@
  * @module
  */
 import { parseArgs } from "node:util";
+// The worker running `eventTimeChunks` imports this module: it imports the runtime, processors and
+// file connector directly rather than ../mod.ts, so that no vendor client (kafkajs reads
+// NODE_ENV when loaded) is loaded into a worker that has no env permission.
 import {
   type DeadLetter,
   defineSource,
-  filter,
-  map,
   ndjsonDeadLetters,
   pipeline,
   type RunSummary,
   type SourceDefinition,
-  window,
-} from "../mod.ts";
+} from "../actors/mod.ts";
+import { filter, map, window } from "../processors/mod.ts";
 import {
   decodeNdjson,
   type FileChunk,
