@@ -22,3 +22,4 @@
 export * from "./actors/mod.ts";
 export * from "./processors/mod.ts";
 export * from "./connectors/mod.ts";
+export * from "./stores/mod.ts";

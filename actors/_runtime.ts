@@ -49,6 +49,7 @@ interface Instance {
   counters: Record<string, StageCounters>;
   owned: number[];
   checkpointing?: Promise<void>;
+  again?: boolean;
 }
 
 /** What a finished run reports. */
@@ -73,6 +74,8 @@ export class Runtime {
   readonly #lastCounters = new Map<string, Map<number, StageCounters>>();
   #reqId = 0;
   #epoch = 0;
+  /** State names known to be in the backend's index, per stage. */
+  readonly #names = new Map<string, Set<string>>();
   #checkpointTimer: ReturnType<typeof setInterval> | undefined;
   #monitor: ReturnType<typeof setInterval> | undefined;
   #resolve!: (s: RunSummary) => void;
@@ -141,10 +144,12 @@ export class Runtime {
     const entries: [string, unknown][] = [];
     for (const [stage, snap] of Object.entries(state)) {
       const names = Object.keys(snap.keyed);
-      if (names.length > 0) {
-        const [known] = await this.#o.state.getMany([this.#stateKey(stage, "names")]);
-        const all = [...new Set([...((known as string[] | undefined) ?? []), ...names])];
-        entries.push([this.#stateKey(stage, "names"), all]);
+      const known = this.#names.get(stage) ?? new Set<string>();
+      if (names.some((n) => !known.has(n))) {
+        const [stored] = await this.#o.state.getMany([this.#stateKey(stage, "names")]);
+        for (const n of [...((stored as string[] | undefined) ?? []), ...names]) known.add(n);
+        this.#names.set(stage, known);
+        entries.push([this.#stateKey(stage, "names"), [...known]]);
       }
       for (const [name, parts] of Object.entries(snap.keyed)) {
         for (const [p, list] of parts) entries.push([this.#stateKey(stage, name, p), list]);
@@ -184,7 +189,12 @@ export class Runtime {
 
   /** Checkpoints one stateful instance: touched partitions to the backend, then its acks go. */
   #checkpoint(inst: Instance): Promise<void> {
-    if (inst.checkpointing) return inst.checkpointing;
+    if (inst.checkpointing) {
+      // Asked for while one is under way: it may have been taken before the batches that asked
+      // now, so another one follows.
+      inst.again = true;
+      return inst.checkpointing;
+    }
     const run = (async () => {
       const epoch = ++this.#epoch;
       const id = ++this.#reqId;
@@ -205,7 +215,13 @@ export class Runtime {
           cause,
         }),
       );
-    }).finally(() => inst.checkpointing = undefined);
+    }).finally(() => {
+      inst.checkpointing = undefined;
+      if (inst.again && !inst.dead && !this.#ended) {
+        inst.again = false;
+        void this.#checkpoint(inst);
+      }
+    });
     inst.checkpointing = run;
     return run;
   }

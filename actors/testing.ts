@@ -160,7 +160,9 @@ export interface TestPipelineOptions extends Omit<PipelineOptions, "deadLetter">
 /**
  * Runs a flow over in-memory input and returns its output and dead letters. Inline by default
  * (fast, deterministic); pass `mode: "workers"` to run the same flow in workers. Event time is
- * driven by the input: `{ watermark: ms }` items advance it exactly there.
+ * driven by the input: when it holds `{ watermark: ms }` items, they alone advance it, exactly
+ * there (and the end of input advances it to +∞); without any, the source's usual watermark
+ * (max ts − `outOfOrdernessMs`) applies.
  *
  * @param build Adds the stages under test to the flow it is given.
  * @param input Records and watermark markers, in order.
@@ -186,7 +188,16 @@ export async function testPipeline<I, O>(
 ): Promise<TestResult<O>> {
   const { sideOutputs = [], ...rest } = options;
   const dead = memoryDeadLetters();
-  const p = pipeline({ mode: "inline", signals: false, name: "test", ...rest, deadLetter: dead });
+  // With `{ watermark }` items in the input, they alone move event time (until the input ends).
+  const explicit = input.some((item) => "watermark" in item);
+  const p = pipeline({
+    mode: "inline",
+    signals: false,
+    name: "test",
+    outOfOrdernessMs: explicit ? 1e15 : 0,
+    ...rest,
+    deadLetter: dead,
+  });
   const last = build(p.from(fromArray(input)));
   const out = collect<O>();
   const sides = sideOutputs.map((name) => [name, collect<unknown>()] as const);

@@ -28,7 +28,7 @@ import {
   type RunSummary,
   window,
 } from "../mod.ts";
-import { kvSink, KvStore } from "../stores/mod.ts";
+import { kvSink, KvStore } from "../mod.ts";
 import { generateEvents, type ShopEvent, writeEvents } from "./generate_events.ts";
 
 const { values: args } = parseArgs({
@@ -80,8 +80,6 @@ const p = pipeline({
   name: "demo",
   mode,
   outOfOrdernessMs: 500, // events arrive up to ~255 ms out of order
-  // The window acks its input once a checkpoint holds it: checkpoint often so input keeps flowing.
-  checkpointMs: 250,
   deadLetter: {
     write(entries) {
       deadLetters.push(...entries);

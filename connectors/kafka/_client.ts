@@ -3,7 +3,7 @@
 // are passed to kafkajs and never put in messages.
 import { z } from "../../actors/_deps.ts";
 import type { KafkaSaslOptions, KafkaTlsOptions } from "./kafka_connection.ts";
-import { kafkajs } from "./_deps.ts";
+import { type kafkajs, loadKafkajs } from "./_deps.ts";
 
 /** {@linkcode KafkaConnectionOptions} as validated: brokers split, defaults applied. */
 export interface KafkaConnection {
@@ -49,11 +49,12 @@ export const connectionFields = {
 };
 
 /** A kafkajs client for a validated connection. Logging is off: errors surface as throws. */
-export function createKafka(
+export async function createKafka(
   c: KafkaConnection,
   retry: { retries: number; initialRetryTime: number; maxRetryTime: number },
-): kafkajs.Kafka {
-  return new kafkajs.Kafka({
+): Promise<kafkajs.Kafka> {
+  const { Kafka, logLevel } = await loadKafkajs();
+  return new Kafka({
     brokers: c.brokers,
     clientId: c.clientId,
     ssl: c.ssl,
@@ -61,7 +62,7 @@ export function createKafka(
     connectionTimeout: c.connectionTimeoutMs,
     requestTimeout: c.requestTimeoutMs,
     retry,
-    logLevel: kafkajs.logLevel.NOTHING,
+    logLevel: logLevel.NOTHING,
   });
 }
 

@@ -10,7 +10,7 @@ import { compileFn, type InlineFn, inlineFn } from "../../actors/inline_fn.ts";
 import type { StreamRecord } from "../../actors/record.ts";
 import { defineSink, type SinkDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
-import { kafkajs } from "./_deps.ts";
+import { type kafkajs, loadKafkajs } from "./_deps.ts";
 import { connectionFields, createKafka, isRecordError, kafkaMessage } from "./_client.ts";
 import { encodeRecord, type KafkaEncoder, messageSize } from "./_encode.ts";
 import { type KafkaConnectionOptions, KAFKAJS_ENV, kafkaPermissions } from "./kafka_connection.ts";
@@ -96,16 +96,17 @@ export const kafkaSinkStage: SinkDefinition<unknown, KafkaSinkConfig> = defineSi
   name: "kafka-sink",
   config: sinkConfig,
   permissions: { net: true, env: [...KAFKAJS_ENV] },
-  open(config) {
-    const kafka = createKafka(config, {
+  async open(config) {
+    const { CompressionTypes } = await loadKafkajs();
+    const kafka = await createKafka(config, {
       retries: config.retries,
       initialRetryTime: 100,
       maxRetryTime: 2000,
     });
     const keyFn = config.keyFrom ? compileFn<KeyFn>(config.keyFrom) : undefined;
     const compression = config.compression === "gzip"
-      ? kafkajs.CompressionTypes.GZIP
-      : kafkajs.CompressionTypes.None;
+      ? CompressionTypes.GZIP
+      : CompressionTypes.None;
     const where = `Cannot write to Kafka topic "${config.topic}"`;
     let producer: Promise<kafkajs.Producer> | undefined;
 

@@ -135,7 +135,11 @@ export const kafkaSourceStage: SourceDefinition<unknown, KafkaSourceConfig> = de
   config: sourceConfig,
   permissions: { net: true, env: [...KAFKAJS_ENV] },
   async open(config, ctx) {
-    const kafka = createKafka(config, { retries: 8, initialRetryTime: 100, maxRetryTime: 2000 });
+    const kafka = await createKafka(config, {
+      retries: 8,
+      initialRetryTime: 100,
+      maxRetryTime: 2000,
+    });
     const heartbeatIntervalMs = Math.min(3000, Math.floor(config.sessionTimeoutMs / 3));
     let initial: Map<string, string> | undefined;
     try {

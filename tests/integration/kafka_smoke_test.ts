@@ -1,13 +1,15 @@
 // Smoke test: kafkajs against the Kafka broker that `bash scripts/services.sh up` started.
 import assert from "node:assert/strict";
-import { kafkajs } from "../../connectors/kafka/_deps.ts";
+import { type kafkajs as Kafkajs, loadKafkajs } from "../../connectors/kafka/_deps.ts";
 import { services, uniqueName } from "./_services.ts";
 
-const { Kafka, logLevel, Partitioners } = kafkajs;
-type Consumer = kafkajs.Consumer;
-type KafkaMessage = kafkajs.KafkaMessage;
+const kafkajs = await loadKafkajs();
 
-function client(id: string): kafkajs.Kafka {
+const { Kafka, logLevel, Partitioners } = kafkajs;
+type Consumer = Kafkajs.Consumer;
+type KafkaMessage = Kafkajs.KafkaMessage;
+
+function client(id: string): Kafkajs.Kafka {
   return new Kafka({
     clientId: id,
     brokers: services().kafkaBrokers,
@@ -18,7 +20,7 @@ function client(id: string): kafkajs.Kafka {
   });
 }
 
-async function createTopic(kafka: kafkajs.Kafka, topic: string, partitions = 1): Promise<void> {
+async function createTopic(kafka: Kafkajs.Kafka, topic: string, partitions = 1): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {

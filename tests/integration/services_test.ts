@@ -4,8 +4,10 @@
 // `restart` runs against a second, private Kafka (own SLUICE_SERVICES_DIR and ports), so that
 // test files running in parallel against the shared servers never see their broker vanish.
 import assert from "node:assert/strict";
-import { kafkajs } from "../../connectors/kafka/_deps.ts";
+import { type kafkajs as Kafkajs, loadKafkajs } from "../../connectors/kafka/_deps.ts";
 import { servicesDir, uniqueName } from "./_services.ts";
+
+const kafkajs = await loadKafkajs();
 
 const SCRIPT = decodeURIComponent(new URL("../../scripts/services.sh", import.meta.url).pathname);
 const PRIVATE_KAFKA_PORT = 19092;
@@ -74,7 +76,7 @@ Deno.test("Services: a second `up` is a fast no-op that keeps the same processes
   assert.match(env.out, /^export SLUICE_MONGO_URL=mongodb:\/\/127\.0\.0\.1:\d+$/m);
 });
 
-async function produce(kafka: kafkajs.Kafka, topic: string, value: string): Promise<void> {
+async function produce(kafka: Kafkajs.Kafka, topic: string, value: string): Promise<void> {
   const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
   await producer.connect();
   try {
@@ -84,7 +86,7 @@ async function produce(kafka: kafkajs.Kafka, topic: string, value: string): Prom
   }
 }
 
-async function consumeValues(kafka: kafkajs.Kafka, topic: string, n: number): Promise<string[]> {
+async function consumeValues(kafka: Kafkajs.Kafka, topic: string, n: number): Promise<string[]> {
   const consumer = kafka.consumer({ groupId: uniqueName("sluice-services-test") });
   const got: string[] = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
