@@ -150,6 +150,8 @@ export type FromTask =
     stage: string;
     instance: number;
     record?: StreamRecord<unknown>;
+    /** The stage cannot start (config, permission): restarting would fail the same way. */
+    fatal?: boolean;
   }
   | { t: "dlq"; id: number; entries: DeadLetter[] }
   | { t: "reply"; id: number; state?: Record<string, StateSnapshot> }

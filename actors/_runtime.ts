@@ -344,7 +344,7 @@ export class Runtime {
         inst.counters = m.counters;
         break;
       case "error":
-        this.#failure(inst, m.error.code, m.error.message, m.stage);
+        this.#failure(inst, m.error.code, m.error.message, m.stage, m.fatal);
         break;
       case "dlq":
         Promise.resolve(this.#o.deadLetters(m.entries[0]?.stage ?? "").write(m.entries)).then(
@@ -400,7 +400,7 @@ export class Runtime {
     }
   }
 
-  #failure(inst: Instance, code: string, message: string, stage: string): void {
+  #failure(inst: Instance, code: string, message: string, stage: string, fatal = false): void {
     if (inst.dead || this.#ended) return;
     const g = inst.group;
     const now = Date.now();
@@ -411,12 +411,15 @@ export class Runtime {
     const times = (this.#restartTimes.get(g) ?? []).filter((t) => now - t < g.options.withinMs);
     times.push(now);
     this.#restartTimes.set(g, times);
-    if (times.length > g.options.maxRestarts) {
+    if (fatal || times.length > g.options.maxRestarts) {
       const parts = inst.owned.length > 0 ? ` (partitions ${inst.owned.join(",")})` : "";
+      const how = fatal
+        ? "could not start"
+        : `failed ${times.length} times within ${g.options.withinMs} ms`;
       this.#fail(
         new PipelineError(
-          `Cannot run pipeline "${this.#o.name}": stage "${stage}" instance ${inst.index}${parts} failed ` +
-            `${times.length} times within ${g.options.withinMs} ms; last cause ${code}: ${message}`,
+          `Cannot run pipeline "${this.#o.name}": stage "${stage}" instance ${inst.index}${parts} ` +
+            `${how}; ${fatal ? "cause" : "last cause"} ${code}: ${message}`,
           { site: { stage, instance: inst.index, partitions: inst.owned } },
         ),
       );

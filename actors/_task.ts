@@ -58,6 +58,9 @@ async function loadDefinition(module: string, name: string): Promise<StageDefini
   return def;
 }
 
+/** Error codes that no restart can cure when a stage fails to open. */
+const FATAL_AT_START = new Set(["E_CONFIG", "E_UNSTABLE", "NotCapable", "PermissionDenied"]);
+
 /** Runs one task until it is done, fails or is stopped. */
 export class Task {
   readonly #control: ControlPort;
@@ -84,6 +87,7 @@ export class Task {
   #finished = false;
   #failed = false;
   #mailbox = 0;
+  #opened = false;
   /** Stateful tasks: processed batches whose acks wait for the checkpoint that covers them. */
   #held: { token: Token; epoch?: number }[] = [];
   readonly #heldWaiters: (() => void)[] = [];
@@ -101,7 +105,7 @@ export class Task {
   handle(msg: ToTask): void {
     switch (msg.t) {
       case "init":
-        this.#start(msg).catch((e) => this.#fail(e));
+        this.#start(msg).catch((e) => this.#fail(e, !this.#opened));
         break;
       case "connectOut":
         this.#outputs.find((o) => o.spec.edge === msg.edge)?.connect(msg.to, msg.port);
@@ -273,6 +277,7 @@ export class Task {
     if (ops.some((op) => op instanceof ProcessorOp && op.hasTick) || init.inputs.length > 0) {
       this.#timers.push(setInterval(() => this.#enqueue({ k: "tick" }), tickMs));
     }
+    this.#opened = true;
     this.#post({ t: "ready" });
     if (init.hold) await this.#started;
     // Every upstream already finished: nothing will ever arrive.
@@ -568,18 +573,16 @@ export class Task {
     this.#wake?.();
   }
 
-  #fail(error: unknown): void {
+  #fail(error: unknown, starting = false): void {
     if (this.#failed) return;
     this.#failed = true;
     this.#kill.abort();
     for (const t of this.#timers) clearInterval(t);
     const stage = error instanceof HookFailure ? error.stage : this.#init?.chain[0]?.stage ?? "?";
     const cause = error instanceof HookFailure ? error.cause : error;
-    this.#post({
-      t: "error",
-      error: toErrorInfo(cause),
-      stage,
-      instance: this.#init?.instance ?? -1,
-    });
+    const error_ = toErrorInfo(cause);
+    // A bad config, a missing permission or flag will fail the same way on every restart.
+    const fatal = starting && FATAL_AT_START.has(error_.code);
+    this.#post({ t: "error", error: error_, stage, instance: this.#init?.instance ?? -1, fatal });
   }
 }

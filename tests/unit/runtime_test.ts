@@ -247,3 +247,18 @@ Deno.test("Pipeline.scale() moves keyed state: 1 → 3 → 2 gives the same per-
   const scaled = await run("workers", true);
   assert.deepEqual(scaled, expected);
 });
+
+Deno.test("A stage that cannot open for lack of a permission fails the run at once, without restarts", async () => {
+  const out = collect();
+  const p = pipeline({ mode: "workers", signals: false })
+    .from(paced(100))
+    .via(ref("needsEnv", {}), { fuse: false, maxRestarts: 5 })
+    .to(out.sink);
+  await assert.rejects(() => p.run(), (e: unknown) => {
+    assert.ok(e instanceof PipelineError);
+    assert.match(e.message, /stage "needsEnv" instance 0 could not start; cause NotCapable/);
+    return true;
+  });
+  assert.equal(p.counters().needsEnv?.restarts, 0);
+  await out.clear();
+});
