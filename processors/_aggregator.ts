@@ -4,7 +4,8 @@ import { z } from "../actors/_deps.ts";
 import { compileFn, type InlineFn, inlineFn } from "../actors/inline_fn.ts";
 import type { StreamRecord } from "../actors/record.ts";
 import { fieldSchema, inlineFnSchema } from "./_config.ts";
-import { getField, identity } from "./_fields.ts";
+import { getField } from "./_fields.ts";
+import { identity } from "./_identity.ts";
 import type { AggregateSpecs, WireAggregateSpec } from "./aggregate_ops.ts";
 
 /** zod schema of one aggregate spec in wire form. */

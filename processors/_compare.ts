@@ -1,7 +1,8 @@
 // Record ordering for sort(): parse sort keys ("-price", "$ts", { field, order }) and build a
 // stable comparator in which missing, null and NaN values always sort last.
 import type { StreamRecord } from "../actors/record.ts";
-import { getField, identity } from "./_fields.ts";
+import { getField } from "./_fields.ts";
+import { identity } from "./_identity.ts";
 
 /** One sort key in wire form. */
 export type SortKeySpec = string | { field: string; order?: "asc" | "desc" };

@@ -8,7 +8,8 @@ import type { StreamRecord } from "../actors/record.ts";
 import { defineProcessor, type ProcessorDefinition, type StageContext } from "../actors/stage.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
 import { fieldSchema, processorRef } from "./_config.ts";
-import { eventTime, getField, groupKey, identity } from "./_fields.ts";
+import { eventTime, getField, groupKey } from "./_fields.ts";
+import { identity } from "./_identity.ts";
 
 /** Options of {@linkcode dedupe}. */
 export interface DedupeOptions {

@@ -72,6 +72,28 @@ Deno.test("aggregate() skips NaN, null, Infinity and numeric strings so they nev
   assert.equal(h.dead.length, 0);
 });
 
+Deno.test("aggregate() distinctCount and topK tell NaN, null, Infinity and 1 vs 1n apart in values", async () => {
+  const h = await harness(aggregate<{ p: unknown }>({
+    distinct: { op: "distinctCount", field: "p" },
+    top: { op: "topK", field: "p", k: 10 },
+  }));
+  await h.push([
+    rec({ p: { x: NaN } }),
+    rec({ p: { x: null } }),
+    rec({ p: { x: Infinity } }),
+    rec({ p: { x: NaN } }),
+    rec({ p: [undefined] }),
+    rec({ p: [null] }),
+    rec({ p: 1 }),
+    rec({ p: 1n }),
+    rec({ p: "1" }),
+  ]);
+  const last = h.emitted.at(-1)?.value as { distinct: number; top: { count: number }[] };
+  assert.equal(last.distinct, 8);
+  assert.deepEqual(last.top.map((e) => e.count), [2, 1, 1, 1, 1, 1, 1, 1]);
+  assert.deepEqual(last.top[0], { value: { x: NaN }, count: 2 });
+});
+
 Deno.test("aggregate() runs user reducers and dead-letters a record whose reducer throws", async () => {
   const h = await harness(aggregate<{ x: number }>({
     n: { op: "count" },

@@ -58,6 +58,25 @@ Deno.test("dedupe() passes records without a key or with a null field; NaN match
   assert.equal((await byKey.push([rec(1), rec(1)])).length, 2);
 });
 
+Deno.test("dedupe() by value tells NaN, Infinity, -Infinity, null and undefined apart, nested too", async () => {
+  const h = await harness(dedupe({ by: "value", ttlMs: 1000 }));
+  const inner = [NaN, null, Infinity, -Infinity, undefined, 0, "0"];
+  const input = inner.flatMap((p, i) => [rec({ p }, i), rec([{ p }], i)]);
+  assert.equal((await h.push(input)).length, input.length);
+  // The same values again are duplicates (NaN equals NaN, -0 equals 0).
+  const again = inner.flatMap((
+    p,
+    i,
+  ) => [rec({ p: p === 0 ? -0 : p }, 10 + i), rec([{ p }], 10 + i)]);
+  assert.deepEqual(await h.push(again), []);
+  const byField = await harness(dedupe({ by: { field: "p" }, ttlMs: 1000 }));
+  const nested = [rec({ p: { q: NaN } }), rec({ p: { q: null } }), rec({ p: { q: NaN } })];
+  assert.deepEqual(
+    (await byField.push(nested)).map((r) => r.value),
+    nested.slice(0, 2).map((r) => r.value),
+  );
+});
+
 Deno.test("dedupe() forgets entries once the watermark passes their TTL", async () => {
   const h = await harness(dedupe({ ttlMs: 100 }));
   await h.push([rec(1, 0, "a"), rec(1, 50, "b")]);

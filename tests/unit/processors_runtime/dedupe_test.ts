@@ -139,13 +139,10 @@ modeTest(
   },
 );
 
-// BUG (reported to the lead): processors/_fields.ts identity() serialises objects with
-// JSON.stringify, so NaN, Infinity and null inside a value all read as null: dedupe({ by:
-// "value" }) drops { p: null } and { p: Infinity } as duplicates of { p: NaN } (and distinctCount
-// and topK of object values merge them too). Ignored until fixed.
+// Fixed bug: identity() used to serialise objects with JSON.stringify, so NaN, Infinity and null
+// inside a value all read as null and dedupe({ by: "value" }) kept only the first of these.
 modeTest("dedupe() by value tells NaN, Infinity and null apart", async (mode) => {
   const input = [rec({ p: NaN }, 0, "a"), rec({ p: null }, 1, "a"), rec({ p: Infinity }, 2, "a")];
   const result = await run(mode, (f) => f.via(dedupe({ by: "value", ttlMs: 100 })), input);
-  // Got (both modes): only the first record.
   assert.deepEqual(result.output, viaJson(input));
-}, { ignore: true });
+});
