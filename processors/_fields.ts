@@ -24,24 +24,33 @@ export function getField(value: unknown, path: string): unknown {
   return current;
 }
 
-/** The group a record's state lives under: its key, or `""` for records without one. */
+// State keys of keyed state (`ctx.keyed()`). KeyedState files an entry under partitionOf(state
+// key), and the runtime routes a record to the instance owning partitionOf(record.key ?? ""), so
+// a state key must hash (FNV-1a, 32 bit) exactly like `record.key ?? ""` for rescaling to move the
+// state along with its records. Both strings below are fixed points of FNV-1a: hashing them from
+// the offset basis returns the offset basis, so PRESENT + key hashes like key at every partition
+// count, and ABSENT hashes like "". ABSENT does not start with PRESENT, so no key collides with
+// it (Kafka tells an empty key from a null key, and so do we); and it sorts before PRESENT, so
+// ordering state keys orders records without a key first, then keys in order.
+const PRESENT = "key:QFVedG:";
+const ABSENT = "absent:nMydDE";
+
+/**
+ * The keyed-state key a record's state lives under: distinct for "no key" and for every key
+ * (`""` included), and in the same partition as `record.key ?? ""`.
+ */
 export function groupKey(record: StreamRecord<unknown>): string {
-  return record.key ?? "";
+  return record.key === undefined ? ABSENT : PRESENT + record.key;
 }
 
-/** A stable string identity for a value (object keys sorted), for distinct counts and dedupe. */
-export function identity(value: unknown): string {
-  if (value === undefined) return "u";
-  if (typeof value === "number" || typeof value === "bigint") return `n${String(value)}`;
-  if (typeof value === "string") return `s${value}`;
-  return `j${JSON.stringify(value, sortedKeys)}`;
-}
-
-function sortedKeys(_key: string, value: unknown): unknown {
-  if (!isPlainObject(value)) return value;
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(value).sort()) out[k] = value[k];
-  return out;
+/**
+ * The record key a {@linkcode groupKey} state key stands for (`undefined`: no key). A state key
+ * restored from a checkpoint written before this encoding (the bare key, `""` for none) reads as
+ * that key, so its windows and batches still come out, under their old key.
+ */
+export function keyOfGroup(group: string): string | undefined {
+  if (group.startsWith(PRESENT)) return group.slice(PRESENT.length);
+  return group === ABSENT || group === "" ? undefined : group;
 }
 
 /** A record's event time, checked: a non-finite `ts` fails the record (it has no place in time). */

@@ -74,7 +74,8 @@ export const aggregateStage: ProcessorDefinition<unknown, unknown, AggregateConf
  * Keeps running aggregates per record key and emits the updated result for every input record
  * (a changelog, like a Kafka Streams KTable without caching): the output record has the input's
  * key and event time and the value `{ key, ...results }`. Records without a key share one
- * aggregate. For one result per period use {@linkcode window} with the same specs.
+ * aggregate, apart from those keyed `""` (Kafka tells an empty key from no key). For one result
+ * per period use {@linkcode window} with the same specs.
  *
  * Numeric ops skip values that are not finite numbers (see `aggregate_ops.ts`); a reducer that
  * throws fails its record, which is retried, then dead-lettered, leaving the aggregate unchanged.

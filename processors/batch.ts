@@ -8,7 +8,7 @@ import type { StreamRecord } from "../actors/record.ts";
 import { defineProcessor, type ProcessorDefinition, type StageContext } from "../actors/stage.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
 import { processorRef } from "./_config.ts";
-import { groupKey } from "./_fields.ts";
+import { groupKey, keyOfGroup } from "./_fields.ts";
 
 /** Options of {@linkcode batch}. */
 export interface BatchOptions {
@@ -16,7 +16,10 @@ export interface BatchOptions {
   size?: number;
   /** Emit a partial batch once its first record waited this long (ms). Default none. */
   timeoutMs?: number;
-  /** Batch each record key separately; the output keeps the key. Default `false`. */
+  /**
+   * Batch each record key separately; the output keeps the key. Records without a key form one
+   * group, apart from those keyed `""`. Default `false`.
+   */
   perKey?: boolean;
 }
 
@@ -78,7 +81,7 @@ export const batchStage: ProcessorDefinition<unknown, unknown, BatchOptions> = d
       const done: string[] = [];
       for (const [group, held] of state.entries()) {
         if (!due(held)) continue;
-        ctx.emit(output(held, group === "" ? undefined : group));
+        ctx.emit(output(held, keyOfGroup(group)));
         done.push(group);
       }
       for (const group of done) state.delete(group);

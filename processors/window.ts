@@ -9,7 +9,7 @@ import type { StreamRecord } from "../actors/record.ts";
 import { defineProcessor, type ProcessorDefinition, type StageContext } from "../actors/stage.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
 import { processorRef } from "./_config.ts";
-import { eventTime, groupKey } from "./_fields.ts";
+import { eventTime, groupKey, keyOfGroup } from "./_fields.ts";
 import { aggregateSpecsSchema, compileAggregator, toWireSpecs } from "./_aggregator.ts";
 import { addToSession, fixedWindows, type Win } from "./_window_assign.ts";
 import type { AggregateResults, AggregateSpecs, WireAggregateSpec } from "./aggregate_ops.ts";
@@ -30,7 +30,11 @@ export interface WindowCommon<S extends AggregateSpecs> {
   aggregate: S;
 }
 
-/** Window layouts. `offsetMs` shifts fixed windows (e.g. time zones). Defaults: `offsetMs` 0. */
+/**
+ * Window layouts. `offsetMs` shifts fixed windows (e.g. time zones). Defaults: `offsetMs` 0.
+ * Sliding windows need `slideMs ≤ sizeMs` (so that every record is in at least one window) and at
+ * most 1000 windows per record (`sizeMs / slideMs ≤ 1000`).
+ */
 export type WindowLayout =
   | { type: "tumbling"; sizeMs: number; offsetMs?: number }
   | { type: "sliding"; sizeMs: number; slideMs: number; offsetMs?: number }
@@ -77,6 +81,13 @@ const windowConfig: z.ZodType<WindowConfig> = z.discriminatedUnion("type", [
       ctx.addIssue({ code: "custom", path: ["aggregate", name], message: "Reserved name" });
     }
   }
+  if (c.type === "sliding" && c.slideMs > c.sizeMs) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["slideMs"],
+      message: "Must be ≤ sizeMs: records between windows would belong to no window",
+    });
+  }
   if (c.type === "sliding" && c.sizeMs / c.slideMs > 1000) {
     ctx.addIssue({
       code: "custom",
@@ -121,7 +132,8 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
     const lateness = config.allowedLatenessMs ?? 0;
 
     const output = (group: string, w: Win): StreamRecord<unknown> => {
-      const head = group === "" ? {} : { key: group };
+      const key = keyOfGroup(group);
+      const head = key === undefined ? {} : { key };
       const value = { windowStart: w.s, windowEnd: w.e, ...head, ...aggregator.results(w.a) };
       return { ...head, ts: w.e - 1, value };
     };
@@ -200,17 +212,18 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
 /**
  * Groups records into windows per key and emits one aggregate per window.
  *
- * - **Layouts**: `tumbling` (`sizeMs`), `sliding` (`sizeMs`, `slideMs`: a record is in every
- *   window covering it) and `session` (`gapMs`: a key's window closes after a gap of inactivity;
- *   windows that touch merge). Windows are half-open `[start, end)`: `ts == end` is in the next.
+ * - **Layouts**: `tumbling` (`sizeMs`), `sliding` (`sizeMs`, `slideMs ≤ sizeMs`: a record is in
+ *   every window covering it) and `session` (`gapMs`: a key's window closes after a gap of
+ *   inactivity; windows that touch merge). Windows are half-open `[start, end)`: `ts == end` is
+ *   in the next.
  * - **Event time** (default): a window fires when the watermark reaches its end
  *   (`windowEnd <= watermark`). Until `windowEnd + allowedLatenessMs`, a late record still
  *   updates it and re-fires it at once with the updated result; after that the window is gone and
  *   records for it go to the side output `"late"` (dead-lettered by the runtime when not wired),
  *   never silently dropped. **Processing time** assigns records by `ctx.now()` and fires on ticks.
  * - Output: `{ key, ts: windowEnd - 1, value: { windowStart, windowEnd, key, ...aggregates } }`,
- *   in window-end order, then key order. Records without a key share one window set and their
- *   output has no key.
+ *   in window-end order, then key order (no key first). Records without a key share one window
+ *   set and their output has no key; records with the key `""` are keyed, apart from them.
  * - End of input fires every open window.
  *
  * @param options Layout, time, allowed lateness and the aggregates (see `aggregate_ops.ts`).
@@ -232,6 +245,10 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
  * assert.throws(
  *   () => window({ type: "tumbling", sizeMs: 0, aggregate: { n: { op: "count" } } }),
  *   /config\.sizeMs: Too small/,
+ * );
+ * assert.throws(
+ *   () => window({ type: "sliding", sizeMs: 5, slideMs: 10, aggregate: { n: { op: "count" } } }),
+ *   /config\.slideMs: Must be ≤ sizeMs/,
  * );
  * ```
  */

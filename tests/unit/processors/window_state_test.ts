@@ -158,6 +158,11 @@ Deno.test("window() rejects bad configs with a ConfigError naming the zod path",
   assert.throws(w({ type: "sliding", sizeMs: 1000, aggregate: count }), {
     message: /config\.slideMs: /,
   });
+  assert.throws(w({ type: "sliding", sizeMs: 500, slideMs: 1000, aggregate: count }), {
+    name: "ConfigError",
+    message:
+      /config\.slideMs: Must be ≤ sizeMs: records between windows would belong to no window$/,
+  });
   assert.throws(w({ type: "sliding", sizeMs: 10_000, slideMs: 1, aggregate: count }), {
     message: /config\.slideMs: Too small: over 1000 windows per record/,
   });
@@ -196,4 +201,18 @@ Deno.test("window() rejects bad configs with a ConfigError naming the zod path",
     },
   );
   assert.equal(windowStage.stateful, true);
+});
+
+Deno.test("window() sliding accepts slideMs = sizeMs (tumbling) and rejects a gap even unbuilt", async () => {
+  const h = await harness(window({ type: "sliding", sizeMs: 100, slideMs: 100, aggregate: count }));
+  await h.push([rec(1, 50), rec(2, 150), rec(3, 199)]);
+  assert.deepEqual((await h.flush()).map((r) => [r.value.windowStart, r.value.n]), [[0, 1], [
+    100,
+    2,
+  ]]);
+  const gap = { type: "sliding", sizeMs: 100, slideMs: 101, aggregate: count };
+  await assert.rejects(() => harness(rawRef("window.ts", "windowStage", gap)), {
+    name: "ConfigError",
+    message: /config\.slideMs: Must be ≤ sizeMs/,
+  });
 });

@@ -1,9 +1,6 @@
 // Records keyed "" are keyed: they must not share state with records that have no key, and
 // their output must keep the key "" (Kafka distinguishes an empty key from a null key).
-//
-// BUG (reported to the lead): processors/_fields.ts groupKey() maps "no key" to "", so aggregate,
-// window and batch({ perKey }) merge the two groups, and window/batch then drop the "" key from
-// their output. Ignored until fixed; remove `ignore` to check the fix.
+// (Fixed bug: processors/_fields.ts groupKey() used to map "no key" to "", merging the groups.)
 import assert from "node:assert/strict";
 import { aggregate, batch, window } from "../../../mod.ts";
 import { modeTest, rec, run, sorted } from "./_modes.ts";
@@ -14,7 +11,6 @@ modeTest(
   'aggregate(), window() and batch({ perKey }) keep key "" apart from no key',
   async (mode) => {
     const agg = await run(mode, (f) => f.via(aggregate({ n: { op: "count" } })), input);
-    // Got (both modes): n 1, then n 2 and n 3: the keyed records join the unkeyed record's count.
     assert.deepEqual(agg.output, [
       rec({ n: 1 }, 0),
       rec({ key: "", n: 1 }, 1, ""),
@@ -23,7 +19,6 @@ modeTest(
 
     const win = window({ type: "tumbling", sizeMs: 10, aggregate: { n: { op: "count" } } });
     const windows = await run(mode, (f) => f.via(win), input);
-    // Got (both modes): one window { windowStart: 0, windowEnd: 10, n: 3 } without a key.
     assert.deepEqual(
       sorted(windows.output),
       sorted([
@@ -33,11 +28,9 @@ modeTest(
     );
 
     const batches = await run(mode, (f) => f.via(batch({ size: 5, perKey: true })), input);
-    // Got (both modes): one batch [{ v: 1 }, { v: 2 }, { v: 4 }] without a key.
     assert.deepEqual(
       sorted(batches.output),
       sorted([rec([{ v: 1 }], 0), rec([{ v: 2 }, { v: 4 }], 2, "")]),
     );
   },
-  { ignore: true },
 );
