@@ -49,6 +49,8 @@ export interface TaskServices {
   watermark(): number;
   deadLetter(entries: DeadLetter[], token: Token): void;
   side(name: string, records: StreamRecord<unknown>[], token: Token): boolean;
+  /** Sends a heartbeat now if one is due (called from long-running batches). */
+  beat(): void;
 }
 
 /** Fresh zeroed counters. */
@@ -250,19 +252,29 @@ export class ProcessorOp extends Op {
     this.counters.in += records.length;
     const before = this.#hooks.beforeBatch;
     if (before) await guard(this.spec.stage, () => before.call(this.#hooks, records, this.ctx));
-    let out: StreamRecord<unknown>[] = [];
+    const out: StreamRecord<unknown>[] = [];
     const failed: [StreamRecord<unknown>, ErrorInfo, number][] = [];
-    for (const record of records) {
+    const ctx = this.ctx;
+    const hooks = this.#hooks;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      // A long batch still beats: a slow but live stage is not mistaken for a hung one.
+      if ((i & 255) === 255) this.services.beat();
       for (let attempt = 1;; attempt++) {
         try {
-          let result = this.#hooks.process(record, this.ctx);
+          let result = hooks.process(record, ctx);
           if (isThenable(result)) result = await result;
-          const emitted = this.#collect(result);
-          if (out.length === 0) out = emitted;
-          else for (const r of emitted) out.push(r);
+          if (ctx.out.length > 0) {
+            for (const r of ctx.out) out.push(r);
+            ctx.out.length = 0;
+          }
+          if (result !== undefined && result !== null) {
+            if (Array.isArray(result)) { for (const r of result) out.push(r); }
+            else out.push(result as StreamRecord<unknown>);
+          }
           break;
         } catch (error) {
-          this.ctx.out = [];
+          ctx.out.length = 0;
           this.counters.failed++;
           if (attempt > this.spec.maxRetries) {
             failed.push([record, toErrorInfo(error), attempt]);

@@ -38,21 +38,33 @@ export class OutEdge {
     }
   }
 
-  #target(record: StreamRecord<unknown>): Sender {
-    let to: number;
-    if (this.spec.mode === "forward") to = this.#instance;
-    else if (this.spec.mode === "hash") {
-      const key = record.key ?? "";
-      to = this.#assignment[partitionOf(key, this.#partitions)] ?? 0;
-    } else {
-      const ids = [...this.senders.keys()];
-      to = ids[this.#round++ % ids.length]!;
-    }
+  #sender(to: number): Sender {
     const sender = this.senders.get(to);
     if (!sender) {
       throw new Error(`Cannot route record: no channel to instance ${to} on ${this.spec.edge}`);
     }
     return sender;
+  }
+
+  #route(records: StreamRecord<unknown>[], token: Token): void {
+    if (this.spec.mode === "hash") {
+      for (const r of records) {
+        this.#sender(this.#assignment[partitionOf(r.key ?? "", this.#partitions)] ?? 0).push(
+          r,
+          token,
+        );
+      }
+      return;
+    }
+    // Forward goes to the same instance; round robin picks one channel per call, so a batch
+    // stays whole instead of being dealt out record by record.
+    let to = this.#instance;
+    if (this.spec.mode === "round") {
+      const ids = [...this.senders.keys()];
+      to = ids[this.#round++ % ids.length]!;
+    }
+    const sender = this.#sender(to);
+    for (const r of records) sender.push(r, token);
   }
 
   /** Routes records; the token is held until each is acked downstream. */
@@ -64,7 +76,7 @@ export class OutEdge {
       }
       return;
     }
-    for (const r of records) this.#target(r).push(r, token);
+    this.#route(records, token);
   }
 
   /** Resolves when no sealed batch waits for credit and the edge is not paused. */
@@ -96,7 +108,7 @@ export class OutEdge {
     const held = this.#held;
     this.#held = [];
     for (const [r, token] of held) {
-      this.#target(r).push(r, token);
+      this.#route([r], token);
       token.release();
     }
     const waiters = this.#resumeWaiters;

@@ -61,6 +61,8 @@ export interface TaskInit {
   hold?: boolean;
   /** Stateful task: acks of input batches wait until a checkpoint holding their effects is stored. */
   checkpoint?: boolean;
+  /** Mailbox capacity per input channel, in batches. */
+  capacity: number;
 }
 
 /** Keyed state of a stage: per state name, the partition snapshots; plus the extra hook state. */
@@ -159,7 +161,7 @@ export type FromTask =
 
 /** Data plane, sender → receiver. */
 export type ToReceiver =
-  | { t: "b"; seq: number; records: StreamRecord<unknown>[] }
+  | { t: "b"; seq: number; records: StreamRecord<unknown>[]; wm?: number }
   | { t: "w"; wm: number }
   | { t: "eos" };
 

@@ -325,6 +325,7 @@ export class Runtime {
       restore,
       hold,
       checkpoint: g.options.stateful,
+      capacity: g.options.capacity,
       source: { outOfOrdernessMs: this.#o.outOfOrdernessMs, batchSize: g.options.batchSize },
     };
     inst.host.post(init, transfer);

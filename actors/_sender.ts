@@ -8,6 +8,8 @@ interface Pending {
   seq: number;
   records: StreamRecord<unknown>[];
   tokens: Token[];
+  /** A watermark that follows this batch's records. */
+  wm?: number;
 }
 
 /** Sender side of one edge to one downstream instance. */
@@ -19,6 +21,7 @@ export class Sender {
   #seq = 0;
   #open: StreamRecord<unknown>[] = [];
   #openTokens = new Set<Token>();
+  #lastToken: Token | undefined;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   /** Sealed batches waiting for a credit. */
   readonly #queue: Pending[] = [];
@@ -27,6 +30,7 @@ export class Sender {
   #waiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
   #lastWatermark = -Infinity;
+  #wmPending = false;
   #ended = false;
   /** Count of records sent (not counting replays). */
   sent = 0;
@@ -74,11 +78,14 @@ export class Sender {
 
   /** Adds a record to the open batch; the token is held until the batch carrying it is acked. */
   push(record: StreamRecord<unknown>, token: Token): void {
+    // A watermark waits at the end of the open batch: later records go into the next batch.
+    if (this.#wmPending) this.seal();
     this.#open.push(record);
-    if (!this.#openTokens.has(token)) {
+    if (token !== this.#lastToken && !this.#openTokens.has(token)) {
       this.#openTokens.add(token);
       token.hold();
     }
+    this.#lastToken = token;
     if (this.#open.length >= this.#batchSize) this.seal();
     else if (this.#lingerTimer === undefined) {
       this.#lingerTimer = setTimeout(() => this.seal(), this.#lingerMs);
@@ -92,9 +99,17 @@ export class Sender {
       this.#lingerTimer = undefined;
     }
     if (this.#open.length > 0) {
-      this.#queue.push({ seq: ++this.#seq, records: this.#open, tokens: [...this.#openTokens] });
+      const wm = this.#wmPending ? this.#lastWatermark : undefined;
+      this.#wmPending = false;
+      this.#queue.push({
+        seq: ++this.#seq,
+        records: this.#open,
+        tokens: [...this.#openTokens],
+        wm,
+      });
       this.#open = [];
       this.#openTokens = new Set();
+      this.#lastToken = undefined;
     }
     this.#pump();
   }
@@ -104,7 +119,7 @@ export class Sender {
       const batch = this.#queue.shift()!;
       this.#unacked.set(batch.seq, batch);
       this.sent += batch.records.length;
-      this.#post({ t: "b", seq: batch.seq, records: batch.records });
+      this.#post({ t: "b", seq: batch.seq, records: batch.records, wm: batch.wm });
     }
     if (this.#queue.length === 0) {
       const waiters = this.#waiters;
@@ -126,11 +141,12 @@ export class Sender {
   /** Forwards a watermark, in order behind the data already sent. */
   watermark(wm: number): void {
     if (wm <= this.#lastWatermark) return;
-    this.seal();
     this.#lastWatermark = wm;
-    // Data waiting for credit must go first: watermarks never overtake records.
-    if (this.#queue.length === 0) this.#post({ t: "w", wm });
-    else void this.ready().then(() => this.#post({ t: "w", wm: this.#lastWatermark }));
+    // Watermarks never overtake records, nor fall behind later ones: one behind data rides at the
+    // end of that data's batch (sealed by the linger timer or by the next record pushed).
+    if (this.#open.length > 0) this.#wmPending = true;
+    else if (this.#queue.length > 0) this.#queue[this.#queue.length - 1]!.wm = wm;
+    else this.#post({ t: "w", wm });
   }
 
   /** Ends the stream after everything queued. */
@@ -154,7 +170,9 @@ export class Sender {
     this.#port = port;
     this.#listen();
     const replay = [...this.#unacked.values()].sort((a, b) => a.seq - b.seq);
-    for (const batch of replay) this.#post({ t: "b", seq: batch.seq, records: batch.records });
+    for (const batch of replay) {
+      this.#post({ t: "b", seq: batch.seq, records: batch.records, wm: batch.wm });
+    }
     if (this.#lastWatermark > -Infinity) this.#post({ t: "w", wm: this.#lastWatermark });
     if (this.#ended && this.#queue.length === 0) this.#post({ t: "eos" });
     this.#pump();

@@ -88,6 +88,7 @@ export class Task {
   #failed = false;
   #mailbox = 0;
   #opened = false;
+  #lastBeat = 0;
   /** Stateful tasks: processed batches whose acks wait for the checkpoint that covers them. */
   #held: { token: Token; epoch?: number }[] = [];
   readonly #heldWaiters: (() => void)[] = [];
@@ -227,6 +228,9 @@ export class Task {
         this.#dlqWaiting.set(id, token);
         this.#post({ t: "dlq", id, entries });
       },
+      beat: () => {
+        if (Date.now() - this.#lastBeat >= this.#init.heartbeatMs) this.#heartbeat();
+      },
       side: (name, records, token) => {
         const edges = this.#outputs.filter((o) => o.spec.side === name);
         for (const e of edges) e.push(records, token);
@@ -329,6 +333,7 @@ export class Task {
       if (m.t === "b") {
         this.#mailbox++;
         this.#enqueue({ k: "batch", input, seq: m.seq, records: m.records });
+        if (m.wm !== undefined) this.#enqueue({ k: "wm", input, wm: m.wm });
       } else if (m.t === "w") this.#enqueue({ k: "wm", input, wm: m.wm });
       else this.#enqueue({ k: "eos", input });
     };
@@ -396,7 +401,9 @@ export class Task {
         this.#mailbox--;
         if (this.#init.checkpoint) {
           this.#held.push({ token });
-          if (!this.#wanted && this.#held.length >= 2) {
+          // Ask for a checkpoint once half of the input credit waits on one, before senders stall.
+          const threshold = Math.max(2, (this.#inputs.length * this.#init.capacity) >> 1);
+          if (!this.#wanted && this.#held.length >= threshold) {
             this.#wanted = true;
             this.#post({ t: "wantCheckpoint" });
           }
@@ -559,6 +566,7 @@ export class Task {
   }
 
   #heartbeat(): void {
+    this.#lastBeat = Date.now();
     this.#post({ t: "hb", counters: this.#counters(), watermark: this.#watermark });
   }
 

@@ -74,12 +74,13 @@ export class KeyedState<V> {
     return n;
   }
 
-  /** Every (key, state) pair, partition by partition. */
+  /**
+   * Every (key, state) pair, partition by partition. A read: scanning does not make partitions
+   * part of the next checkpoint, so after changing a value in place here, `set` it (or `delete`
+   * it). Values taken with `get` may be changed in place: their partition is checkpointed.
+   */
   *entries(): IterableIterator<[string, V]> {
-    for (const [p, shard] of this.#shards) {
-      this.#dirty.add(p);
-      yield* shard.entries();
-    }
+    for (const shard of this.#shards.values()) yield* shard.entries();
   }
 
   /** Partitions read or written since the last call (whose state may have changed), and resets the set. */
