@@ -186,6 +186,7 @@ export async function compile(
           maxRetries: r.maxRetries,
           tickMs: r.tickMs,
           permissions: r.permissions,
+          watermarks: n.options.watermarks ?? n.ref.options?.watermarks,
         };
       }),
       options,

@@ -223,6 +223,8 @@ abstract class Op implements Downstream {
 export class ProcessorOp extends Op {
   readonly #hooks: ProcessorInstance<unknown, unknown>;
   readonly #next: Downstream;
+  /** Highest watermark this stage generated (when `spec.watermarks` is set). */
+  #generated = -Infinity;
 
   constructor(
     spec: StageSpec,
@@ -287,6 +289,15 @@ export class ProcessorOp extends Op {
     this.counters.out += out.length;
     observe(this.counters, performance.now() - started);
     if (out.length > 0) await this.#next.run(out, token);
+    if (this.spec.watermarks && out.length > 0) {
+      let max = -Infinity;
+      for (const r of out) if (r.ts > max) max = r.ts;
+      const wm = max - this.spec.watermarks.outOfOrdernessMs;
+      if (wm > this.#generated) {
+        this.#generated = wm;
+        await this.#next.watermark(wm);
+      }
+    }
   }
 
   async #fromHook(call: () => unknown): Promise<void> {
@@ -301,7 +312,12 @@ export class ProcessorOp extends Op {
   async watermark(wm: number): Promise<void> {
     const hook = this.#hooks.onWatermark;
     if (hook) await this.#fromHook(() => hook.call(this.#hooks, wm, this.ctx));
-    await this.#next.watermark(wm);
+    // A stage that generates watermarks passes on only the end of input from upstream.
+    if (!this.spec.watermarks) await this.#next.watermark(wm);
+    else if (wm === Infinity && this.#generated < Infinity) {
+      this.#generated = Infinity;
+      await this.#next.watermark(wm);
+    }
   }
 
   async tick(now: number): Promise<void> {

@@ -40,6 +40,7 @@ export const stageOptionsSchema = z.object({
   idleTimeoutMs: positive.optional(),
   deadLetter: z.custom<object>((v) => typeof v === "object" && v !== null, "must be a sink")
     .optional(),
+  watermarks: z.object({ outOfOrdernessMs: z.number().nonnegative().finite() }).strict().optional(),
 }).strict();
 
 /** Pipeline options. */

@@ -13,6 +13,8 @@ export interface StageSpec {
   maxRetries: number;
   tickMs: number;
   permissions?: StagePermissions;
+  /** This stage generates watermarks from the `ts` of what it emits. */
+  watermarks?: { outOfOrdernessMs: number };
 }
 
 /** Routing of an output edge. */

@@ -39,6 +39,13 @@ export interface StageOptions {
   idleTimeoutMs?: number;
   /** Where this stage's dead letters go (a sink stage or a sink object). Default: the pipeline's. */
   deadLetter?: DeadLetterSink | StageRef;
+  /**
+   * Make this processor the source of event time (like Flink's `assignTimestampsAndWatermarks`):
+   * downstream watermarks become the highest `ts` it emitted minus `outOfOrdernessMs`, instead of
+   * the upstream ones (the end of input still passes). For stages that set `ts` from the data,
+   * such as decoders after a file or socket source, whose chunks carry no event time.
+   */
+  watermarks?: { outOfOrdernessMs: number };
 }
 
 /**

@@ -12,37 +12,27 @@
  *   [--parallelism 2] [--mode workers|inline] [--dead-letters dead.ndjson] [--out-of-order-ms 1000]
  * ```
  *
- * **Event time.** `fileSource` reads raw chunks and cannot know event time: it stamps each chunk
- * with its read time, so its watermark (max ts − out-of-orderness) would be the wall clock and
- * every window of an older file would be late. Only sources make watermarks, so this example
- * wraps `fileSource` in {@linkcode eventTimeChunks}, which stamps each chunk with the `ts` of its
- * first line (one small parse per chunk). The watermark then follows the file's event
- * time minus `--out-of-order-ms`, windows fire while the file is read, and the decoders give each
- * record its own `ts`. A record later than that bound goes to the dead letters as late.
+ * **Event time.** `fileSource` reads raw chunks, which carry no event time. The decoders give each
+ * record its `ts` from the data (`tsField`) and, with the `watermarks` stage option, generate the
+ * watermarks too (highest ts decoded − `--out-of-order-ms`); a window's watermark is the minimum
+ * over the decoders, so windows fire while the file is read. A record later than that bound goes
+ * to the dead letters as late.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-// The worker running `eventTimeChunks` imports this module: it imports the runtime, processors and
-// file connector directly rather than ../mod.ts, so that no vendor client (kafkajs reads
-// NODE_ENV when loaded) is loaded into a worker that has no env permission.
 import {
   type DeadLetter,
-  defineSource,
+  decodeNdjson,
+  fileSink,
+  fileSource,
+  filter,
+  map,
   ndjsonDeadLetters,
   pipeline,
   type RunSummary,
-  type SourceDefinition,
-} from "../actors/mod.ts";
-import { filter, map, window } from "../processors/mod.ts";
-import {
-  decodeNdjson,
-  type FileChunk,
-  fileSink,
-  fileSource,
-  type FileSourceConfig,
-  fileSourceStage,
-} from "../connectors/file/mod.ts";
+  window,
+} from "../mod.ts";
 
 /** One input event (extra fields are ignored). */
 export interface ShopEvent {
@@ -61,41 +51,6 @@ export interface SkuRevenue {
   sku: string;
   revenue: number;
 }
-
-const firstLine = new TextDecoder();
-
-/**
- * `fileSource` with event time: each chunk's `ts` is the numeric `ts` field of its first line
- * (the previous chunk's when that line is not JSON with such a field), so the source's
- * watermark follows the file's event time instead of the wall clock.
- */
-export const eventTimeChunks: SourceDefinition<FileChunk, FileSourceConfig> = defineSource({
-  name: "eventTimeChunks",
-  config: fileSourceStage.config,
-  permissions: "none",
-  async open(config, ctx) {
-    const inner = await fileSourceStage.open(config, ctx);
-    let last = -Infinity;
-    return {
-      async pull(options, ctx) {
-        const batch = await inner.pull(options, ctx);
-        if (batch === null) return null;
-        for (const record of batch.records) {
-          const bytes = record.value.bytes;
-          const end = bytes.indexOf(10);
-          try {
-            const ts = JSON.parse(firstLine.decode(bytes.subarray(0, end < 0 ? undefined : end)))
-              ?.ts;
-            if (typeof ts === "number" && Number.isFinite(ts)) last = ts;
-          } catch { /* a malformed line: the decoder dead-letters it; keep the last time */ }
-          record.ts = last === -Infinity ? 0 : last;
-        }
-        return batch;
-      },
-      close: (ctx) => inner.close?.(ctx),
-    };
-  },
-});
 
 /** Options of {@linkcode revenueBySku}. */
 export interface RevenueOptions {
@@ -147,7 +102,6 @@ export async function revenueBySku(options: RevenueOptions): Promise<RevenueRepo
     name: "revenue_by_sku",
     mode,
     signals: false,
-    outOfOrdernessMs,
     deadLetter: {
       write(entries: DeadLetter[]) {
         deadLetters += entries.length;
@@ -159,8 +113,12 @@ export async function revenueBySku(options: RevenueOptions): Promise<RevenueRepo
   const chunkBytes = options.chunkBytes ?? 262_144;
   const chunks = fileSource({ path: input, format: "ndjson", chunkBytes });
   const n = { parallelism };
-  p.from({ ...chunks, module: import.meta.url, export: "eventTimeChunks" }, { name: "chunks" })
-    .via(decodeNdjson<ShopEvent>({ tsField: "ts" }), { name: "decode", ...n })
+  p.from(chunks, { name: "chunks" })
+    .via(decodeNdjson<ShopEvent>({ tsField: "ts" }), {
+      name: "decode",
+      watermarks: { outOfOrdernessMs },
+      ...n,
+    })
     .via(filter((e: ShopEvent) => e.type === "purchase"), { name: "purchases", ...n })
     .via(map((e: ShopEvent) => ({ sku: e.sku, revenue: e.price * e.qty })), {
       name: "revenue",

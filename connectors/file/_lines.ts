@@ -2,23 +2,36 @@
 import type { StreamRecord } from "../../actors/record.ts";
 import type { FileChunk } from "./file_source.ts";
 
+const decoder = new TextDecoder();
+
+/**
+ * Calls `fn` for each line of a chunk (no line terminator; 1-based line number in the file); a
+ * final newline does not start an empty line. No intermediate arrays: this is a decoder's hot loop.
+ */
+export function eachLine(chunk: FileChunk, fn: (text: string, line: number) => void): void {
+  const text = decoder.decode(chunk.bytes);
+  let line = chunk.line;
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf("\n", start);
+    if (end === -1) end = text.length;
+    const stop = end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end; // "\r\n"
+    fn(text.slice(start, stop), line++);
+    start = end + 1;
+  }
+}
+
 /** One line of a chunk: its text (no line terminator) and its 1-based number in the file. */
 export interface NumberedLine {
   text: string;
   line: number;
 }
 
-const decoder = new TextDecoder();
-
-/** The lines of a chunk; a final newline does not start an empty line. */
+/** The lines of a chunk as an array, for decoders that look ahead (CSV rows spanning lines). */
 export function chunkLines(chunk: FileChunk): NumberedLine[] {
-  const text = decoder.decode(chunk.bytes);
-  const parts = text.split("\n");
-  if (parts[parts.length - 1] === "") parts.pop();
-  return parts.map((part, i) => ({
-    text: part.endsWith("\r") ? part.slice(0, -1) : part,
-    line: chunk.line + i,
-  }));
+  const lines: NumberedLine[] = [];
+  eachLine(chunk, (text, line) => lines.push({ text, line }));
+  return lines;
 }
 
 /** A record for one line: the chunk's event time and headers `{ file, line }` (plus the chunk's others). */
@@ -27,15 +40,15 @@ export function lineRecord<T>(
   value: T,
   line: number,
 ): StreamRecord<T> {
-  const headers: Record<string, string> = {
-    ...source.headers,
-    file: source.value.file,
-    line: String(line),
-  };
-  delete headers.offset;
-  const record: StreamRecord<T> = { value, ts: source.ts, headers };
-  if (source.key !== undefined) record.key = source.key;
-  return record;
+  let headers: Record<string, string>;
+  const extra = source.headers;
+  if (extra && Object.keys(extra).some((k) => k !== "file" && k !== "line" && k !== "offset")) {
+    headers = { ...extra, file: source.value.file, line: String(line) };
+    delete headers.offset;
+  } else headers = { file: source.value.file, line: String(line) };
+  return source.key === undefined
+    ? { value, ts: source.ts, headers }
+    : { key: source.key, value, ts: source.ts, headers };
 }
 
 /** The reason given with a dead-lettered line. */

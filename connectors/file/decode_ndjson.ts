@@ -8,12 +8,12 @@ import { parseConfig } from "../../actors/_config.ts";
 import type { StreamRecord } from "../../actors/record.ts";
 import { defineProcessor, type ProcessorDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
-import { chunkLines, eventTime, lineError, lineRecord } from "./_lines.ts";
+import { eachLine, eventTime, lineError, lineRecord } from "./_lines.ts";
 import type { FileChunk } from "./file_source.ts";
 
 /** Options of {@linkcode decodeNdjson}. */
 export interface DecodeNdjsonOptions {
-  /** Take event time from this field of each object (epoch ms or a date string). Default: the chunk's read time. */
+  /** Take event time from this field of each object (epoch ms or a date string). Default: the chunk's (0: files carry no event time). */
   tsField?: string;
 }
 
@@ -38,17 +38,18 @@ export const decodeNdjsonStage: ProcessorDefinition<FileChunk, unknown, DecodeNd
         process(record: StreamRecord<FileChunk>, ctx): StreamRecord<unknown>[] {
           const out: StreamRecord<unknown>[] = [];
           const { file } = record.value;
-          for (const { text, line } of chunkLines(record.value)) {
-            if (text.trim() === "") continue;
+          const tsField = config.tsField;
+          eachLine(record.value, (text, line) => {
+            if (text.length === 0 || text.trim() === "") return;
             try {
               const value: unknown = JSON.parse(text);
               const r = lineRecord(record, value, line);
-              if (config.tsField) r.ts = eventTime(value, config.tsField);
+              if (tsField) r.ts = eventTime(value, tsField);
               out.push(r);
             } catch (e) {
               ctx.deadLetter(lineRecord(record, text, line), lineError("NDJSON", file, line, e));
             }
-          }
+          });
           return out;
         },
       };

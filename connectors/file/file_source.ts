@@ -153,7 +153,9 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
           byteOffset: offset + bytes.length,
           line: cursor.line,
         };
-        return { records: [{ value, ts: ctx.now(), headers }], position };
+        // A chunk has no event time of its own (0): decoders take it from the data (`tsField`),
+        // and a decoder with the `watermarks` stage option turns it into watermarks.
+        return { records: [{ value, ts: 0, headers }], position };
       },
       close() {
         files.close();

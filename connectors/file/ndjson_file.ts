@@ -11,7 +11,7 @@ import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
 import { FileSet } from "./_file_set.ts";
 import { readRoot } from "./_glob.ts";
 import { sleep } from "./_sleep.ts";
-import { chunkLines, eventTime, lineError, lineRecord } from "./_lines.ts";
+import { eachLine, eventTime, lineError, lineRecord } from "./_lines.ts";
 import type { FileChunk, FilePosition } from "./file_source.ts";
 
 /** Options of {@linkcode ndjsonFile}; exactly one of `path` and `glob` is required. */
@@ -89,18 +89,20 @@ export const ndjsonFileStage: SourceDefinition<unknown, NdjsonFileOptions> = def
           }
           const file = next.cursor.path;
           const chunk: FileChunk = { ...next, file, format: "ndjson" };
-          const source = { value: chunk, ts: ctx.now() };
-          for (const { text, line } of chunkLines(chunk)) {
-            if (text.trim() === "") continue;
+          // Files carry no event time: 0 unless `tsField` gives it.
+          const source = { value: chunk, ts: 0 };
+          const tsField = config.tsField;
+          eachLine(chunk, (text, line) => {
+            if (text.length === 0 || text.trim() === "") return;
             try {
               const value: unknown = JSON.parse(text);
               const r = lineRecord(source, value, line);
-              if (config.tsField) r.ts = eventTime(value, config.tsField);
+              if (tsField) r.ts = eventTime(value, tsField);
               pending.push(r);
             } catch (e) {
               ctx.deadLetter(lineRecord(source, text, line), lineError("NDJSON", file, line, e));
             }
-          }
+          });
           pendingStart = { file, byteOffset: next.offset, line: next.line };
           pendingEnd = {
             file,
