@@ -4,10 +4,13 @@ import {
   ConfigError,
   fromArray,
   map,
+  mapRecord,
   memoryDeadLetters,
   pipeline,
   stage,
   type StreamRecord,
+  testPipeline,
+  window,
 } from "../../mod.ts";
 
 const fixtures = new URL("./fixtures/runtime_stages.ts", import.meta.url);
@@ -113,4 +116,32 @@ Deno.test("Flow.keyBy(fn) sets each record key from the function before a parall
   assert.equal(got.length, 200);
   for (const r of got) assert.equal(r.key, r.value.k);
   await out.clear();
+});
+
+Deno.test("Stage option watermarks: a processor that sets ts from the data drives event time", async () => {
+  // Source records carry no event time (ts 0), like file chunks; the stage takes it from `t`.
+  const records = [5000, 5200, 100, 6100].map((t, i) => ({ value: { t, i }, ts: 0 }));
+  // The marker only splits the input into two pulls: the source's own watermark stays at 0.
+  const input = [records[0]!, records[1]!, { watermark: 0 }, records[2]!, records[3]!];
+  const run = async (watermarks?: { outOfOrdernessMs: number }) =>
+    await testPipeline(
+      (flow) =>
+        flow
+          .via(
+            mapRecord((r: StreamRecord<{ t: number; i: number }>) => ({ ...r, ts: r.value.t })),
+            {
+              watermarks,
+            },
+          )
+          .via(window({ type: "tumbling", sizeMs: 1000, aggregate: { n: { op: "count" } } })),
+      input,
+      { sideOutputs: ["late"], mode: "workers" },
+    );
+  const assigned = await run({ outOfOrdernessMs: 1000 });
+  // Watermark 4200 after the first batch's max ts 5200: the record at t=100 is late.
+  assert.deepEqual(assigned.sides.late?.map((r) => r.value), [{ t: 100, i: 2 }]);
+  const upstream = await run();
+  // Without it, the source's watermark (ts 0) holds event time until the end: nothing is late.
+  assert.deepEqual(upstream.sides.late, []);
+  assert.equal(upstream.output.reduce((n, r) => n + (r.value as { n: number }).n, 0), 4);
 });
