@@ -1,6 +1,6 @@
 /**
- * The `Store` interface every backend implements: Deno KV (the embedded default), and later
- * Redis, MongoDB and memory. Stores serve as sinks, lookup caches and state backends.
+ * The `Store` interface every backend implements: Deno KV (the embedded default), Redis, MongoDB
+ * and memory. Stores serve as sinks, lookup caches and state backends.
  *
  * @module
  */
@@ -15,8 +15,9 @@ export interface StoreSetOptions {
  * A key-value store with string keys and structured-cloneable values.
  *
  * Writes of several entries (`setMany`) are atomic per backend batch: a batch is either fully
- * written or not at all, so a replayed batch overwrites itself (idempotent). `increment` is
- * optional: backends that cannot add atomically leave it out.
+ * written or not at all, so a replayed batch overwrites itself (idempotent). `increment`,
+ * `incrementMany` and `mergeMany` are optional: backends that cannot do them atomically leave
+ * them out.
  *
  * @example A tiny memory store that satisfies the interface
  * ```ts
@@ -102,6 +103,31 @@ export interface Store {
    * @returns The new value.
    */
   increment?(key: string, by: number): Promise<number>;
+
+  /**
+   * Adds amounts to the numbers at several keys (absent counts as 0), atomically per key; for a
+   * key given twice, both amounts are added.
+   *
+   * @param entries `[key, amount]` pairs.
+   * @param options `ttlMs` of the written entries (default: they keep their expiry).
+   */
+  incrementMany?(
+    entries: Iterable<readonly [string, number]>,
+    options?: StoreSetOptions,
+  ): Promise<void>;
+
+  /**
+   * Shallow-merges plain objects into the entries at their keys, atomically per key: no
+   * concurrent update of a key is lost. An absent entry, or one that is not a plain object,
+   * becomes the object.
+   *
+   * @param entries `[key, fields]` pairs.
+   * @param options `ttlMs` of the written entries (default: no expiry).
+   */
+  mergeMany?(
+    entries: Iterable<readonly [string, Readonly<Record<string, unknown>>]>,
+    options?: StoreSetOptions,
+  ): Promise<void>;
 
   /** Releases the store. Calling it twice is not an error. */
   close(): Promise<void>;

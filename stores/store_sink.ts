@@ -1,6 +1,6 @@
 /**
- * `kvSink`: a sink stage that writes records into a {@linkcode KvStore}, one atomic write per
- * batch.
+ * `storeSink`: a sink stage that writes records into any store (Deno KV, Redis, MongoDB, memory),
+ * one batched write per batch; `kvSink` is its Deno KV shorthand.
  *
  * @module
  */
@@ -10,47 +10,44 @@ import { compileFn, type InlineFn, inlineFn } from "../actors/inline_fn.ts";
 import type { StreamRecord } from "../actors/record.ts";
 import { defineSink, type SinkDefinition } from "../actors/stage.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
-import { DEFAULT_KV_PATH, KvStore } from "./kv/kv_store.ts";
+import { normalizeDescriptor, storeDescriptorSchema } from "./_descriptor.ts";
+import { fold, getField, type KeyFn } from "./_sink_fold.ts";
+import { addTo, mergeInto } from "./_store_writes.ts";
+import { openStore, type StoreDescriptor, storePermissions } from "./open_store.ts";
 
 /** How a record changes the entry at its key. */
 export type StoreSinkMode = "set" | "merge" | "increment";
 
-/** Config of the {@linkcode storeSinkStage} definition (what {@linkcode kvSink} builds). */
+/** Config of the {@linkcode storeSinkStage} definition (what {@linkcode storeSink} builds). */
 export interface StoreSinkConfig {
-  /** The backend. Only `"kv"` for now. */
-  store: "kv";
-  /** Database path (absolute, or relative to the working directory), or `":memory:"`. */
-  path: string;
-  /** Store namespace (see `KvStoreOptions.namespace`). Default `[]`. */
-  namespace?: string[];
+  /** The store to open in the sink's worker. */
+  store: StoreDescriptor;
   /** Field path of the key in the value, or an inline function; default: the record's `key`. */
   key?: string | InlineFn;
-  /** See {@linkcode KvSinkOptions.mode}. */
+  /** See {@linkcode StoreSinkOptions.mode}. */
   mode: StoreSinkMode;
-  /** See {@linkcode KvSinkOptions.field}. */
+  /** See {@linkcode StoreSinkOptions.field}. */
   field?: string;
   /** Time to live of written entries, ms. Default: none. */
   ttlMs?: number;
 }
 
 const storeSinkConfig: z.ZodType<StoreSinkConfig> = z.object({
-  store: z.literal("kv"),
-  path: z.string().min(1),
-  namespace: z.array(z.string()).optional(),
+  store: storeDescriptorSchema,
   key: z.union([z.string().min(1), z.object({ fn: z.string().min(1) }).strict()]).optional(),
   mode: z.enum(["set", "merge", "increment"]),
   field: z.string().min(1).optional(),
   ttlMs: z.number().positive().finite().optional(),
 }).strict();
 
-type KeyFn = (value: unknown, record: StreamRecord<unknown>) => unknown;
-
 /**
- * The store sink definition. For each batch it computes every record's key and contribution,
- * folds contributions to the same key in record order, and writes them with one `setMany`
- * (`"set"`) or one checked `updateMany` (`"merge"`, `"increment"`) — atomic per KV batch
- * (1000 entries / 800 KiB; up to 100 keys for checked writes). Records without a usable key or
- * value are dead-lettered once the batch is written. Prefer the {@linkcode kvSink} builder.
+ * The store sink definition. It opens the store its config describes inside its worker; for each
+ * batch it computes every record's key and contribution, folds contributions to the same key in
+ * record order, and writes them with one `setMany` (`"set"`), `mergeMany` (`"merge"`) or
+ * `incrementMany` (`"increment"`) — on KV, a checked `updateMany`. The write resolves once the
+ * store acknowledged it; connection faults throw `RetriableError`, so the runtime retries while
+ * holding the pipeline back. Records without a usable key or value are dead-lettered once the
+ * batch is written. Prefer the {@linkcode storeSink} builder.
  *
  * @example
  * ```ts
@@ -64,7 +61,7 @@ export const storeSinkStage: SinkDefinition<unknown, StoreSinkConfig> = defineSi
   name: "storeSink",
   config: storeSinkConfig,
   async open(config) {
-    const store = await KvStore.open(config.path, { namespace: config.namespace ?? [] });
+    const store = await openStore(config.store);
     const keyOf: KeyFn = config.key === undefined
       ? (_, r) => r.key
       : typeof config.key === "string"
@@ -74,45 +71,11 @@ export const storeSinkStage: SinkDefinition<unknown, StoreSinkConfig> = defineSi
     const ttl = config.ttlMs === undefined ? {} : { ttlMs: config.ttlMs };
     return {
       async write(records, ctx) {
-        const folded = new Map<string, unknown>();
-        const bad: [StreamRecord<unknown>, string][] = [];
-        for (const record of records) {
-          const key = keyOf(record.value, record);
-          if (typeof key !== "string" && !(typeof key === "number" && Number.isFinite(key))) {
-            bad.push([record, `Cannot write record to store: its key is ${describe(key)}`]);
-            continue;
-          }
-          const k = String(key);
-          const part = field === undefined ? record.value : getField(record.value, field);
-          if (mode === "set") {
-            if (part === undefined && field !== undefined) {
-              bad.push([record, `Cannot write record to store: field "${field}" is missing`]);
-            } else folded.set(k, part);
-          } else if (mode === "merge") {
-            if (!isPlainObject(part)) {
-              bad.push([
-                record,
-                `Cannot merge record: ${what(field)} is ${describe(part)}, not an object`,
-              ]);
-            } else folded.set(k, { ...(folded.get(k) as object | undefined), ...part });
-          } else if (typeof part !== "number" || !Number.isFinite(part)) {
-            bad.push([record, `Cannot increment by record: ${what(field)} is ${describe(part)}`]);
-          } else folded.set(k, ((folded.get(k) as number | undefined) ?? 0) + part);
-        }
-        if (mode === "set") await store.setMany(folded, ttl);
+        const { entries, bad } = fold(records, { keyOf, mode, field });
+        if (mode === "set") await store.setMany(entries, ttl);
         else if (mode === "merge") {
-          await store.updateMany(folded.keys(), (old, k) => ({
-            ...(isPlainObject(old) ? old : {}),
-            ...(folded.get(k) as object),
-          }), ttl);
-        } else {
-          await store.updateMany(folded.keys(), (old, k) => {
-            if (old !== undefined && typeof old !== "number") {
-              throw new TypeError(`Cannot increment key "${k}": its value is not a number`);
-            }
-            return (old ?? 0) + (folded.get(k) as number);
-          }, ttl);
-        }
+          await mergeInto(store, entries as Map<string, Record<string, unknown>>, ttl);
+        } else await addTo(store, entries as Map<string, number>, ttl);
         // Only now: a failed write is retried, and dead letters must not be sent twice.
         for (const [record, reason] of bad) ctx.deadLetter(record, reason);
       },
@@ -121,12 +84,8 @@ export const storeSinkStage: SinkDefinition<unknown, StoreSinkConfig> = defineSi
   },
 });
 
-/** Options of {@linkcode kvSink}. */
-export interface KvSinkOptions<T = unknown> {
-  /** Database path, or `":memory:"`. Default `".sluice/sluice.kv"`. */
-  path?: string;
-  /** Store namespace. Default `[]`. */
-  namespace?: string[];
+/** Options of {@linkcode storeSink}. */
+export interface StoreSinkOptions<T = unknown> {
   /**
    * Where each record's key comes from: a field path of the value (`"sku"`, `"customer.id"`), or
    * an inline function `(value, record) => string` that closes over nothing. Default: the
@@ -134,11 +93,12 @@ export interface KvSinkOptions<T = unknown> {
    */
   key?: string | ((value: T, record: StreamRecord<T>) => string | number);
   /**
-   * - `"set"` (default): the entry becomes the value (or its `field`); replays write the same.
-   * - `"merge"`: the value (or its `field`), a plain object, is shallow-merged into the entry;
-   *   replays write the same.
+   * - `"set"` (default): the entry becomes the value (or its `field`). Idempotent: a replayed
+   *   batch writes the same.
+   * - `"merge"`: the value (or its `field`), a plain object, is shallow-merged into the entry.
+   *   Idempotent.
    * - `"increment"`: the value (or its `field`), a finite number, is added to the entry. A batch
-   *   replayed after a crash between the write and its ack is added again (at-least-once).
+   *   replayed after a crash between its write and its ack is added again (at-least-once).
    */
   mode?: StoreSinkMode;
   /** Field path of the part of the value to write (or to add). Default: the whole value. */
@@ -148,11 +108,70 @@ export interface KvSinkOptions<T = unknown> {
 }
 
 /**
- * A sink that writes records into a {@linkcode KvStore} file. It runs in its own worker with
- * read and write permission on that file only (the builder creates the file's directory, as the
- * worker may not). Read the results back with `KvStore.open(path)` after the run.
+ * A sink that writes records into a store. The sink runs in a worker, so it takes a descriptor
+ * of the store, not a Store object, and opens the store there with the least permissions it
+ * needs (`storePermissions`). A `{ backend: "memory" }` store lives in the sink's worker: only an
+ * inline pipeline's sink can share a named memory store with the main thread.
  *
- * @param options Path, key, mode, field, TTL.
+ * @param store The store to write to, e.g. `{ backend: "redis", url: "redis://cache:6379" }`.
+ * @param options Key, mode, field, TTL.
+ * @param stageOptions Stage options (name, parallelism, permissions, ...).
+ * @returns A sink reference for a pipeline.
+ * @throws {ConfigError} When the options are invalid (the message names the path).
+ * @throws {TypeError} When `key` is a function that references outer variables.
+ *
+ * @example Counts per word into a named memory store (inline mode)
+ * ```ts
+ * import { fromArray, MemoryStore, pipeline, storeSink } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * await pipeline({ mode: "inline", signals: false })
+ *   .from(fromArray(["a", "b", "a"].map((w, ts) => ({ key: w, value: 1, ts }))))
+ *   .to(storeSink({ backend: "memory", name: "words" }, { mode: "increment" }))
+ *   .run();
+ * await using words = new MemoryStore({ name: "words" });
+ * assert.deepEqual(await words.getMany(["a", "b"]), [2, 1]);
+ * ```
+ */
+export function storeSink<T = unknown>(
+  store: StoreDescriptor,
+  options: StoreSinkOptions<T> = {},
+  stageOptions: StageOptions = {},
+): StageRef<T, never> {
+  const { key, mode = "set", ...rest } = options;
+  const config = {
+    store,
+    mode,
+    ...rest,
+    ...(key === undefined
+      ? {}
+      : { key: typeof key === "function" ? inlineFn(key, "storeSink key") : key }),
+  };
+  const parsed = parseConfig(storeSinkStage, stageOptions.name ?? "storeSink", config);
+  config.store = normalizeDescriptor(parsed.store);
+  return {
+    kind: "sink",
+    module: import.meta.url,
+    export: "storeSinkStage",
+    config,
+    options: { permissions: storePermissions(config.store), ...stageOptions },
+  };
+}
+
+/** Options of {@linkcode kvSink}. */
+export interface KvSinkOptions<T = unknown> extends StoreSinkOptions<T> {
+  /** Database path, or `":memory:"`. Default `".sluice/sluice.kv"`. */
+  path?: string;
+  /** Store namespace. Default `[]`. */
+  namespace?: string[];
+}
+
+/**
+ * A sink that writes records into a {@linkcode KvStore} file: `storeSink({ backend: "kv", path,
+ * namespace }, options)`. Its worker may read and write that file only (the builder creates the
+ * file's directory, as the worker may not). Read the results back with `KvStore.open(path)`.
+ *
+ * @param options Path, namespace, key, mode, field, TTL.
  * @param stageOptions Stage options (name, parallelism, ...).
  * @returns A sink reference for a pipeline.
  * @throws {ConfigError} When the options are invalid (the message names the path).
@@ -179,65 +198,11 @@ export function kvSink<T = unknown>(
   options: KvSinkOptions<T> = {},
   stageOptions: StageOptions = {},
 ): StageRef<T, never> {
-  const { key, path = DEFAULT_KV_PATH, mode = "set", ...rest } = options;
-  const config = {
-    store: "kv",
-    path: absolute(path),
-    mode,
-    ...rest,
-    ...(key === undefined
-      ? {}
-      : { key: typeof key === "function" ? inlineFn(key, "kvSink key") : key }),
+  const { path, namespace, ...rest } = options;
+  const store: StoreDescriptor = {
+    backend: "kv",
+    ...(path === undefined ? {} : { path }),
+    ...(namespace === undefined ? {} : { namespace }),
   };
-  parseConfig(storeSinkStage, stageOptions.name ?? "storeSink", config);
-  const file = config.path;
-  if (file !== ":memory:") {
-    try {
-      Deno.mkdirSync(file.replace(/[/\\][^/\\]*$/, ""), { recursive: true });
-    } catch {
-      // Reported when the sink opens the store.
-    }
-  }
-  const permissions = file === ":memory:" ? "none" as const : { read: [file], write: [file] };
-  return {
-    kind: "sink",
-    module: import.meta.url,
-    export: "storeSinkStage",
-    config,
-    options: { permissions, ...stageOptions },
-  };
-}
-
-function absolute(path: string): string {
-  if (path === ":memory:" || path.startsWith("/") || /^[A-Za-z]:[/\\]/.test(path)) return path;
-  try {
-    return `${Deno.cwd()}/${path.replace(/^\.\//, "")}`;
-  } catch {
-    return path; // no read permission for the cwd: workers share it anyway
-  }
-}
-
-function getField(value: unknown, path: string): unknown {
-  let current = value;
-  for (const part of path.split(".")) {
-    if (typeof current !== "object" || current === null) return undefined;
-    current = (current as Record<string, unknown>)[part];
-  }
-  return current;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
-function what(field: string | undefined): string {
-  return field === undefined ? "the value" : `field "${field}"`;
-}
-
-function describe(v: unknown): string {
-  if (v === null || v === undefined) return String(v);
-  if (typeof v === "number") return String(v);
-  return Array.isArray(v) ? "an array" : `a ${typeof v}`;
+  return storeSink(store, rest, stageOptions);
 }

@@ -1,7 +1,7 @@
 // Smoke test: the official MongoDB driver against the MongoDB-wire server (mongo-java-server) that
 // `bash scripts/services.sh up` started.
 import assert from "node:assert/strict";
-import { MongoClient } from "../../stores/mongo/_deps.ts";
+import { loadMongodb, type MongoClient } from "../../stores/mongo/_deps.ts";
 import { services, uniqueName } from "./_services.ts";
 
 interface Item {
@@ -11,6 +11,7 @@ interface Item {
 }
 
 async function withDb(fn: (client: MongoClient, dbName: string) => Promise<void>): Promise<void> {
+  const { MongoClient } = await loadMongodb();
   const client = new MongoClient(services().mongoUrl, { serverSelectionTimeoutMS: 5_000 });
   const dbName = uniqueName("sluice_smoke").replaceAll("-", "_");
   try {

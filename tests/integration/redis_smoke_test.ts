@@ -1,14 +1,15 @@
 // Smoke test: ioredis against the Redis that `bash scripts/services.sh up` started.
 import assert from "node:assert/strict";
-import { Redis } from "../../stores/redis/_deps.ts";
+import { loadIoredis, type Redis } from "../../stores/redis/_deps.ts";
 import { services, uniqueName } from "./_services.ts";
 
-function connect(): Redis {
+async function connect(): Promise<Redis> {
+  const { Redis } = await loadIoredis();
   return new Redis(services().redisUrl, { maxRetriesPerRequest: 2, connectTimeout: 5_000 });
 }
 
 Deno.test("Redis smoke: SET then GET returns the value", async () => {
-  const redis = connect();
+  const redis = await connect();
   try {
     const key = uniqueName("sluice-smoke");
     assert.equal(await redis.set(key, "hello", "EX", 60), "OK");
@@ -22,7 +23,7 @@ Deno.test("Redis smoke: SET then GET returns the value", async () => {
 });
 
 Deno.test("Redis smoke: a pipeline of 10 000 commands returns every result in order", async () => {
-  const redis = connect();
+  const redis = await connect();
   try {
     const prefix = uniqueName("sluice-pipe");
     const n = 5_000;

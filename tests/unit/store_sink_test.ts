@@ -133,7 +133,10 @@ Deno.test("kvSink() grants its worker read and write on the database file only",
   assert.deepEqual(kvSink({ path: abs }).options?.permissions, { read: [abs], write: [abs] });
   const dir = `.sluice/test-${crypto.randomUUID()}`;
   const relative = kvSink({ path: `${dir}/y.kv` });
-  assert.equal((relative.config as { path: string }).path, `${Deno.cwd()}/${dir}/y.kv`);
+  assert.equal(
+    (relative.config as { store: { path: string } }).store.path,
+    `${Deno.cwd()}/${dir}/y.kv`,
+  );
   assert.ok(Deno.statSync(dir).isDirectory, "the builder creates the directory");
   assert.equal(kvSink({ path: ":memory:" }).options?.permissions, "none");
   Deno.removeSync(dir, { recursive: true });

@@ -1,0 +1,83 @@
+// How MongoStore keeps a value in its document `{ _id: key, value | bytes, expiresAt?, rev }`.
+// Values BSON holds exactly (numbers, strings, booleans, null, Dates, dense arrays and plain
+// objects of those with ordinary field names) are stored as they are in `value`: readable by other
+// programs, and `$inc` works on numbers. Anything else (Map, Set, typed arrays, bigint, undefined,
+// -0, …), and values over the compression threshold, are V8-serialised (gzip above it) in `bytes`.
+import { sizeBound } from "../kv/_codec.ts";
+import { decodeBytes, encodeBytes } from "../_value_codec.ts";
+import type { Mongodb } from "./_deps.ts";
+
+/** A MongoStore document. */
+export interface StoreDoc {
+  _id: string;
+  value?: unknown;
+  bytes?: { buffer: Uint8Array; position: number };
+  expiresAt?: Date;
+  /** Changes at every write: read-modify-writes check it to detect concurrent writers. */
+  rev?: number;
+}
+
+/** Largest native value (estimated bytes); BSON documents stop at 16 MiB. */
+const NATIVE_LIMIT = 8 * 1024 * 1024;
+
+/** Whether BSON holds `value` exactly. */
+export function isNative(value: unknown, depth = 0): boolean {
+  if (depth > 64) return false;
+  switch (typeof value) {
+    case "string":
+      return value.isWellFormed();
+    case "boolean":
+      return true;
+    case "number":
+      return !Object.is(value, -0);
+    case "object": {
+      if (value === null) return true;
+      if (value instanceof Date) return !Number.isNaN(value.getTime());
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (!(i in value) || !isNative(value[i], depth + 1)) return false;
+        }
+        return Object.keys(value).length === value.length;
+      }
+      if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+      for (const [k, v] of Object.entries(value)) {
+        if (k.startsWith("$") || k.includes(".") || k.includes("\0") || !k.isWellFormed()) {
+          return false;
+        }
+        if (!isNative(v, depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** A random revision number. */
+export function newRev(): number {
+  return Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
+}
+
+/** The document (without `_id`) that stores `value`. */
+export async function encodeDoc(
+  value: unknown,
+  o: { driver: Mongodb; compressAbove: number | undefined; expiresAt: Date | undefined },
+): Promise<Omit<StoreDoc, "_id">> {
+  const limit = Math.min(o.compressAbove ?? NATIVE_LIMIT, NATIVE_LIMIT);
+  const rev = newRev();
+  const expiry = o.expiresAt === undefined ? {} : { expiresAt: o.expiresAt };
+  if (isNative(value) && sizeBound(value, limit) <= limit) return { value, ...expiry, rev };
+  const bytes = await encodeBytes(value, o.compressAbove);
+  return { bytes: new o.driver.BSON.Binary(bytes), ...expiry, rev };
+}
+
+/** Whether a document has expired at `now` (ms). */
+export function expired(doc: StoreDoc, now: number): boolean {
+  return doc.expiresAt instanceof Date && doc.expiresAt.getTime() <= now;
+}
+
+/** The value a document stores. */
+export async function decodeDoc(doc: StoreDoc): Promise<unknown> {
+  if (doc.bytes === undefined) return doc.value;
+  return await decodeBytes(doc.bytes.buffer.subarray(0, doc.bytes.position));
+}
