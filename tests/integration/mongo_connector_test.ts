@@ -4,13 +4,14 @@
 import assert from "node:assert/strict";
 import { collect, fromArray, memoryDeadLetters, pipeline, type StreamRecord } from "../../mod.ts";
 import { mongoSink, mongoSource } from "../../connectors/mongo/mod.ts";
-import { type Document, MongoClient } from "../../stores/mongo/_deps.ts";
+import { type Document, loadMongodb, type MongoClient } from "../../stores/mongo/_deps.ts";
 import { services, uniqueName } from "./_services.ts";
 
 type Mode = "inline" | "workers";
 
 /** Runs `fn` with a connected client and a fresh database, dropped afterwards. */
 async function withDb(fn: (client: MongoClient, db: string) => Promise<void>): Promise<void> {
+  const { MongoClient } = await loadMongodb();
   const client = new MongoClient(services().mongoUrl, { serverSelectionTimeoutMS: 5_000 });
   const db = uniqueName("sluice_mc").replaceAll("-", "_");
   try {

@@ -12,7 +12,7 @@ import {
   generator,
   type GeneratorOptions,
   generatorSource,
-} from "../../connectors/mod.ts";
+} from "../../connectors/generator/mod.ts";
 import { filter } from "../../processors/filter.ts";
 
 async function run(

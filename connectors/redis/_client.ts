@@ -1,0 +1,74 @@
+// Shared by the Redis Streams source and sink: connection config as zod fields, the ioredis
+// factory and the classification of errors. The URL (which may hold a password) is handed to
+// ioredis only and never put in messages.
+import { z } from "../../actors/_deps.ts";
+import { loadIoredis, type Redis } from "../../stores/redis/_deps.ts";
+
+/** {@linkcode RedisConnectionOptions} as validated, with defaults applied. */
+export interface RedisConnection {
+  url: string;
+  connectTimeoutMs: number;
+  clientOptions: Record<string, string | number | boolean>;
+}
+
+/** zod fields of {@linkcode RedisConnectionOptions}, to spread into a connector's schema. */
+export const connectionFields = {
+  url: z.string().regex(/^rediss?:\/\/\S*$/, "expected a redis:// or rediss:// URL"),
+  connectTimeoutMs: z.number().int().positive().default(5_000),
+  clientOptions: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default(
+    {},
+  ),
+};
+
+/**
+ * A client for a validated connection. A command fails after `maxRetriesPerRequest` reconnection
+ * attempts instead of queueing while the server is down, so callers see the outage; connection
+ * errors surface through commands, not as unhandled `error` events.
+ */
+export async function createRedis(
+  c: RedisConnection,
+  name: string,
+  maxRetriesPerRequest = 1,
+): Promise<Redis> {
+  const { Redis } = await loadIoredis();
+  const redis = new Redis(c.url, {
+    ...c.clientOptions,
+    connectTimeout: c.connectTimeoutMs,
+    maxRetriesPerRequest,
+    connectionName: name.replace(/[^\w.:-]/g, "_"),
+  });
+  redis.on("error", () => {});
+  return redis;
+}
+
+/** Reply errors that mean "try again later": the server is loading, busy or failing over. */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS)\b/;
+
+/** Whether an ioredis error is about the connection or server state rather than the command. */
+export function isTransient(error: unknown): boolean {
+  const e = error as { name?: unknown; message?: unknown; code?: unknown } | null;
+  const message = String(e?.message ?? "");
+  if (e?.name === "ReplyError") return TRANSIENT_REPLY.test(message);
+  if (e?.name === "MaxRetriesPerRequestError") return true;
+  if (typeof e?.code === "string" && TRANSIENT_CODES.has(e.code)) return true;
+  return /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/
+    .test(message);
+}
+
+/** Socket error codes of an unreachable or lost server. */
+const TRANSIENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+]);
+
+/** An error's one-line message. */
+export function redisMessage(error: unknown): string {
+  const text = String((error as { message?: unknown } | null)?.message ?? error);
+  return text.replace(/\s+/g, " ").trim();
+}
