@@ -27,7 +27,7 @@ import {
   generator,
   type GeneratorOptions,
   generatorSource,
-} from "../connectors/mod.ts";
+} from "../connectors/generator/mod.ts";
 import type { Revenue, SkuTotal } from "./_stages.ts";
 
 // ---------------------------------------------------------------------------------------------
