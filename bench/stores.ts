@@ -1,0 +1,218 @@
+// Benchmark (stores): batched `storeSink` throughput into Redis and MongoDB against a per-record
+// loop with the same driver, on the same records, in the same run; printed as records/s and ratio.
+//
+//   bash scripts/services.sh up && deno run -A bench/stores.ts [--count N] [--repeat R]
+//
+// --count N   records per run (default 20 000)
+// --repeat R  runs of each side, interleaved; the median is reported (default 3)
+//
+// Sluice: generator → storeSink (workers mode, one worker per stage), the whole `run()`, worker
+// start included. Baseline: the same records, ready-made in memory, written one awaited call at a
+// time (`SET` / `INCRBYFLOAT` with ioredis, `replaceOne` / `updateOne $inc` upserts with the
+// mongodb driver) — the hand-rolled loop a pipeline replaces. Every side must leave the same
+// entries in the server (checked), or the benchmark exits with status 1.
+import { pipeline, type StageContext, type StreamRecord } from "../actors/mod.ts";
+import { type EcommerceEvent, generator, generatorSource } from "../connectors/generator/mod.ts";
+import { map } from "../processors/map.ts";
+import { storeSink } from "../stores/store_sink.ts";
+import { openStore, type StoreDescriptor } from "../stores/open_store.ts";
+import { loadMongodb } from "../stores/mongo/_deps.ts";
+import { loadIoredis } from "../stores/redis/_deps.ts";
+import { services } from "../tests/integration/_services.ts";
+
+function flag(name: string): string | undefined {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i < 0 ? undefined : Deno.args[i + 1];
+}
+
+const count = Number(flag("count") ?? 20_000);
+const repeat = Number(flag("repeat") ?? 3);
+if (!Number.isInteger(count) || count < 1) throw new RangeError(`--count: ${flag("count")}`);
+if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`--repeat: ${flag("repeat")}`);
+
+const { mongoUrl, redisUrl } = services();
+const gen = { count, seed: 11, skus: 100 };
+const run36 = Date.now().toString(36);
+
+/** The generator's records, made in this thread (the baselines' input). */
+async function events(): Promise<StreamRecord<EcommerceEvent>[]> {
+  const parsed = generatorSource.config.safeParse(gen);
+  if (!parsed.success) throw new Error("Cannot configure the generator");
+  const ctx = { instance: 0, parallelism: 1, now: () => Date.now() } as StageContext<
+    EcommerceEvent
+  >;
+  const source = await generatorSource.open(parsed.data, ctx);
+  const out: StreamRecord<EcommerceEvent>[] = [];
+  const signal = new AbortController().signal;
+  for (;;) {
+    const batch = await source.pull({ max: 10_000, signal }, ctx);
+    if (!batch) return out;
+    out.push(...batch.records);
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const started = performance.now();
+  await fn();
+  return (performance.now() - started) / 1000;
+}
+
+const records = await events();
+const { MongoClient } = await loadMongodb();
+const { Redis } = await loadIoredis();
+const mongo = new MongoClient(mongoUrl, { serverSelectionTimeoutMS: 5_000 });
+await mongo.connect();
+const redis = new Redis(redisUrl);
+const dbName = `sluice_bench_stores_${run36}`;
+const db = mongo.db(dbName);
+
+/** What every side must have left in the store: a checksum over the entries it wrote. */
+interface Written {
+  entries: number;
+  sum: number;
+}
+
+/** Expected result of a mode over `records`. */
+function expected(mode: "set" | "increment"): Written {
+  if (mode === "set") {
+    return { entries: records.length, sum: records.reduce((s, r) => s + r.value.id, 0) };
+  }
+  const skus = new Set(records.map((r) => r.value.sku));
+  return { entries: skus.size, sum: records.reduce((s, r) => s + r.value.price * r.value.qty, 0) };
+}
+
+interface Variant {
+  name: string;
+  mode: "set" | "increment";
+  descriptor(target: string): StoreDescriptor;
+  baseline(target: string): Promise<void>;
+}
+
+const redisVariant = (mode: "set" | "increment"): Variant => ({
+  name: `Redis ${mode}`,
+  mode,
+  descriptor: (target) => ({ backend: "redis", url: redisUrl, keyPrefix: `${target}:` }),
+  async baseline(target) {
+    for (const r of records) {
+      if (mode === "set") await redis.set(`${target}:${r.value.id}`, JSON.stringify(r.value));
+      else await redis.incrbyfloat(`${target}:${r.value.sku}`, r.value.price * r.value.qty);
+    }
+  },
+});
+
+const mongoVariant = (mode: "set" | "increment"): Variant => ({
+  name: `MongoDB ${mode}`,
+  mode,
+  descriptor: (target) => ({ backend: "mongo", url: mongoUrl, db: dbName, collection: target }),
+  async baseline(target) {
+    const collection = db.collection<{ _id: string }>(target);
+    for (const r of records) {
+      if (mode === "set") {
+        await collection.replaceOne({ _id: String(r.value.id) }, { value: r.value }, {
+          upsert: true,
+        });
+      } else {
+        await collection.updateOne({ _id: r.value.sku }, {
+          $inc: { value: r.value.price * r.value.qty },
+        }, { upsert: true });
+      }
+    }
+  },
+});
+
+async function sluice(v: Variant, target: string): Promise<void> {
+  const p = pipeline({ name: `bench-stores-${target}`, mode: "workers", signals: false });
+  const flow = p.from(generator(gen));
+  if (v.mode === "set") flow.to(storeSink(v.descriptor(target), { key: "id", mode: "set" }));
+  else {
+    flow.via(map((e: EcommerceEvent) => ({ sku: e.sku, revenue: e.price * e.qty })))
+      .to(storeSink(v.descriptor(target), { key: "sku", mode: "increment", field: "revenue" }));
+  }
+  await p.run();
+}
+
+/** Reads back what a side wrote: the baselines' raw entries, or Sluice's through its store. */
+async function written(v: Variant, target: string, baseline: boolean): Promise<Written> {
+  let entries = 0, sum = 0;
+  const add = (value: unknown) => {
+    entries++;
+    sum += v.mode === "set" ? (value as EcommerceEvent).id : Number(value);
+  };
+  const redisSide = v.name.startsWith("Redis");
+  if (!baseline) {
+    const store = await openStore(v.descriptor(target));
+    try {
+      for await (const [, value] of store.scan()) add(value);
+    } finally {
+      await store.close();
+    }
+  } else if (redisSide) {
+    const keys = await redis.keys(`${target}:*`);
+    for (let i = 0; i < keys.length; i += 1000) {
+      for (const raw of await redis.mget(...keys.slice(i, i + 1000))) {
+        add(v.mode === "set" ? JSON.parse(raw!) : raw);
+      }
+    }
+  } else {
+    for await (const doc of db.collection(target).find()) add(doc.value);
+  }
+  if (redisSide) {
+    const keys = await redis.keys(`${target}:*`);
+    for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+  } else await db.collection(target).drop().catch(() => {});
+  return { entries, sum };
+}
+
+function same(a: Written, b: Written): boolean {
+  return a.entries === b.entries && Math.abs(a.sum - b.sum) <= 1e-6 * Math.max(1, Math.abs(b.sum));
+}
+
+console.log(
+  `Stores: ${count.toLocaleString("en")} records per run, median of ${repeat}; ` +
+    `storeSink (batches of 512, workers) vs a per-record loop with the same driver`,
+);
+let failed = false;
+try {
+  for (
+    const v of [
+      redisVariant("set"),
+      redisVariant("increment"),
+      mongoVariant("set"),
+      mongoVariant("increment"),
+    ]
+  ) {
+    const want = expected(v.mode);
+    const times = { sluice: [] as number[], baseline: [] as number[] };
+    for (let i = 0; i < repeat; i++) {
+      for (const side of ["sluice", "baseline"] as const) {
+        const target = `bs_${side}_${i}_${run36}`;
+        times[side].push(
+          await timed(() => side === "sluice" ? sluice(v, target) : v.baseline(target)),
+        );
+        const got = await written(v, target, side === "baseline");
+        if (!same(got, want)) {
+          console.error(
+            `FAIL: ${v.name} ${side} wrote ${got.entries} entries (sum ${got.sum}), ` +
+              `expected ${want.entries} (sum ${want.sum})`,
+          );
+          failed = true;
+        }
+      }
+    }
+    const s = count / median(times.sluice);
+    const b = count / median(times.baseline);
+    console.log(
+      `${v.name.padEnd(18)} storeSink ${Math.round(s).toLocaleString("en").padStart(9)} rec/s | ` +
+        `per-record loop ${Math.round(b).toLocaleString("en").padStart(8)} rec/s | ratio ${
+          (s / b).toFixed(1)
+        }×`,
+    );
+  }
+} finally {
+  await db.dropDatabase().catch(() => {});
+  await mongo.close();
+  await redis.quit();
+}
+if (failed) Deno.exit(1);
