@@ -10,53 +10,22 @@
 // The Sluice figure is the whole `run()`: worker start, generating the events, batching (512),
 // one acknowledged bulk call per batch. The baseline gets the records ready-made in memory and
 // makes a single call, so the ratio is the price of streaming with per-batch acknowledgement.
-import { pipeline, type StageContext, type StreamRecord } from "../actors/mod.ts";
-import { type EcommerceEvent, generator, generatorSource } from "../connectors/generator/mod.ts";
+import { pipeline } from "../actors/mod.ts";
+import { generator } from "../connectors/generator/mod.ts";
 import { mongoSink } from "../connectors/mongo/mod.ts";
 import { redisStreamSink } from "../connectors/redis/mod.ts";
 import { type Document, loadMongodb } from "../stores/mongo/_deps.ts";
 import { loadIoredis } from "../stores/redis/_deps.ts";
 import { services } from "../tests/integration/_services.ts";
+import { generatedEvents, intFlag, median, timed } from "./_common.ts";
 
-function flag(name: string): string | undefined {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i < 0 ? undefined : Deno.args[i + 1];
-}
-
-const count = Number(flag("count") ?? 100_000);
-const repeat = Number(flag("repeat") ?? 3);
-if (!Number.isInteger(count) || count < 1) throw new RangeError(`--count: ${flag("count")}`);
-if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`--repeat: ${flag("repeat")}`);
+const count = intFlag("count", 100_000);
+const repeat = intFlag("repeat", 3);
 
 const { mongoUrl, redisUrl } = services();
 const gen = { count, seed: 7, skus: 100 };
 
-/** The generator's records, made in this thread (the baselines' input). */
-async function events(): Promise<StreamRecord<EcommerceEvent>[]> {
-  const parsed = generatorSource.config.safeParse(gen);
-  if (!parsed.success) throw new Error("Cannot configure the generator");
-  const ctx = { instance: 0, parallelism: 1, now: () => Date.now() } as StageContext<
-    EcommerceEvent
-  >;
-  const source = await generatorSource.open(parsed.data, ctx);
-  const out: StreamRecord<EcommerceEvent>[] = [];
-  const signal = new AbortController().signal;
-  for (;;) {
-    const batch = await source.pull({ max: 10_000, signal }, ctx);
-    if (!batch) return out;
-    out.push(...batch.records);
-  }
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const started = performance.now();
-  await fn();
-  return (performance.now() - started) / 1000;
-}
-
-const records = await events();
+const records = await generatedEvents(gen);
 const { MongoClient } = await loadMongodb();
 const { Redis } = await loadIoredis();
 const mongo = new MongoClient(mongoUrl, { serverSelectionTimeoutMS: 5_000 });
