@@ -1,8 +1,9 @@
 /**
  * Processors: stateless record transforms (`filter`, `map`, `flatMap`, `mapRecord`, `transform`,
- * `clean`, `validate`) and stateful operators (`dedupe`, `sort`, `batch`, `rateLimit`, `window`,
- * `aggregate`). Each builder returns a stage reference validated at build time; each definition
- * is what the runtime imports in the stage's worker.
+ * `clean`, `validate`), lookups in a store through a cache (`enrich`) and stateful operators
+ * (`dedupe`, `sort`, `batch`, `rateLimit`, `window`, `aggregate`). Each builder returns a stage
+ * reference validated at build time; each definition is what the runtime imports in the stage's
+ * worker.
  *
  * @module
  */
@@ -20,6 +21,14 @@ export {
 export { clean, type CleanOptions, cleanStage } from "./clean.ts";
 export { validate, type ValidateConfig, type ValidateOptions, validateStage } from "./validate.ts";
 export { dedupe, type DedupeOptions, dedupeStage } from "./dedupe.ts";
+export {
+  enrich,
+  type EnrichCacheOptions,
+  type EnrichConfig,
+  type EnrichOnMissing,
+  type EnrichOptions,
+  enrichStage,
+} from "./enrich.ts";
 export { sort, type SortKey, type SortOptions, sortStage } from "./sort.ts";
 export { batch, type BatchOptions, batchStage } from "./batch.ts";
 export { rateLimit, type RateLimitOptions, rateLimitStage } from "./rate_limit.ts";
