@@ -1,6 +1,8 @@
 // The read-through cache of one `enrich` instance: an LRU (lru-cache, the package MemoryStore
 // uses) bounded by entries and optionally by bytes, with a TTL for found entries and a shorter one
-// for absent keys (negative caching), measured with an injectable clock.
+// for absent keys (negative caching). Expiry is checked here against an injectable clock rather
+// than with lru-cache's own TTL, which treats a start time of 0 as "no TTL" and keeps an entry one
+// millisecond past its TTL: here an entry cached at t is served while now < t + ttl.
 import { serialize } from "node:v8";
 import { LRUCache } from "../stores/memory/_deps.ts";
 
@@ -21,12 +23,14 @@ export type CacheEntry = { readonly found: true; readonly value: unknown } | {
   readonly found: false;
 };
 
-const ABSENT: CacheEntry = Object.freeze({ found: false });
+/** A cached lookup and when it expires. */
+type Held = CacheEntry & { readonly expires: number };
 
 /** A read-through cache of store lookups, per stage instance. */
 export class EnrichCache {
-  readonly #lru: LRUCache<string, CacheEntry>;
+  readonly #lru: LRUCache<string, Held>;
   readonly #limits: EnrichCacheLimits;
+  readonly #now: () => number;
 
   /**
    * @param limits Entry and byte limits and the two TTLs.
@@ -34,34 +38,33 @@ export class EnrichCache {
    */
   constructor(limits: EnrichCacheLimits, now: () => number) {
     this.#limits = limits;
+    this.#now = now;
     const { maxBytes } = limits;
-    this.#lru = new LRUCache<string, CacheEntry>({
+    this.#lru = new LRUCache<string, Held>({
       max: limits.maxEntries,
-      ttl: limits.ttlMs,
-      ttlResolution: 0,
-      ttlAutopurge: false,
-      allowStale: false,
-      updateAgeOnGet: false,
-      perf: { now },
       ...(maxBytes === undefined ? {} : {
         maxSize: maxBytes,
         maxEntrySize: maxBytes,
-        sizeCalculation: (entry: CacheEntry, key: string) => entryBytes(key, entry),
+        sizeCalculation: (held: Held, key: string) => entryBytes(key, held),
       }),
     });
   }
 
   /** The cached lookup of `key` (marking it recently used), or `undefined` when not cached. */
   get(key: string): CacheEntry | undefined {
-    return this.#lru.get(key);
+    const held = this.#lru.get(key);
+    if (held === undefined || this.#now() < held.expires) return held;
+    this.#lru.delete(key);
+    return undefined;
   }
 
   /** Caches what a store read returned for `key`: a value, or `undefined` for no entry. */
   set(key: string, value: unknown): void {
+    const now = this.#now();
     if (value !== undefined) {
-      this.#lru.set(key, { found: true, value }, { ttl: this.#limits.ttlMs });
+      this.#lru.set(key, { found: true, value, expires: now + this.#limits.ttlMs });
     } else if (this.#limits.negativeTtlMs > 0) {
-      this.#lru.set(key, ABSENT, { ttl: this.#limits.negativeTtlMs });
+      this.#lru.set(key, { found: false, expires: now + this.#limits.negativeTtlMs });
     } else this.#lru.delete(key);
   }
 
@@ -72,7 +75,7 @@ export class EnrichCache {
 }
 
 /** Bytes an entry takes: its key (UTF-16) plus its value's V8 serialisation, plus overhead. */
-function entryBytes(key: string, entry: CacheEntry): number {
-  const value = entry.found ? serialize(entry.value).byteLength : 0;
-  return Math.max(1, 2 * key.length + value + 16);
+function entryBytes(key: string, held: Held): number {
+  const value = held.found ? serialize(held.value).byteLength : 0;
+  return Math.max(1, 2 * key.length + value + 24);
 }
