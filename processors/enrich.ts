@@ -8,7 +8,7 @@ import { z } from "../actors/_deps.ts";
 import { parseConfig } from "../actors/_config.ts";
 import { compileFn, type InlineFn, inlineFn } from "../actors/inline_fn.ts";
 import type { StreamRecord } from "../actors/record.ts";
-import { defineProcessor, type ProcessorDefinition } from "../actors/stage.ts";
+import { defineProcessor, type ProcessorDefinition, type StageContext } from "../actors/stage.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
 import { normalizeDescriptor, storeDescriptorSchema } from "../stores/_descriptor.ts";
 import { openStore, type StoreDescriptor, storePermissions } from "../stores/open_store.ts";
@@ -170,7 +170,7 @@ export const enrichStage: ProcessorDefinition<unknown, unknown, EnrichConfig> = 
         await read(misses);
       },
 
-      async process(record, ctx) {
+      process(record, ctx) {
         const p = plans.get(record) ?? plan(record);
         if ("error" in p) {
           plans.delete(record); // a retry runs the key function again
@@ -180,49 +180,52 @@ export const enrichStage: ProcessorDefinition<unknown, unknown, EnrichConfig> = 
           });
         }
         if ("reason" in p) return ctx.deadLetter(record, p.reason);
-        let lookup = looked.get(p.key);
-        if (lookup === undefined || lookup === PENDING) {
-          // Not in this batch, or its batched read failed: read it again now.
-          lookup = cache.get(p.key);
-          if (lookup === undefined) {
-            await read([p.key]);
-            lookup = looked.get(p.key)!;
-            p.hit = false;
-          }
-        }
-        if ("error" in lookup) {
-          looked.set(p.key, PENDING); // the runtime's retry reads the key again
-          throw lookup.error;
-        }
-        if (!lookup.found) {
-          if (onMissing === "drop") return;
-          if (onMissing === "deadLetter") {
-            return ctx.deadLetter(
-              record,
-              `Cannot enrich record: no entry for key ${quoteKey(p.key)}`,
-            );
-          }
-        }
-        const found = lookup.found ? copy(lookup.value) : undefined;
-        let value: unknown;
-        if (merge) {
-          value = merge(record.value, found, record);
-          if (value instanceof Promise) value = await value;
-        } else {
-          const r = withField(record.value, into, lookup.found ? found : null);
-          if ("reason" in r) return ctx.deadLetter(record, r.reason);
-          value = r.value;
-        }
-        if (header === undefined) return { ...record, value };
-        return {
-          ...record,
-          value,
-          headers: { ...record.headers, [header]: p.hit ? "hit" : "miss" },
-        };
+        const lookup = looked.get(p.key);
+        if (lookup !== undefined && lookup !== PENDING) return join(record, p, lookup, ctx);
+        // Not in this batch, or its batched read failed: read it again now.
+        const cached = cache.get(p.key);
+        if (cached !== undefined) return join(record, p, cached, ctx);
+        p.hit = false;
+        return read([p.key]).then(() => join(record, p, looked.get(p.key)!, ctx));
       },
 
       close: () => store.close(),
     };
+
+    /** The output for one record, given what its key was found to be. */
+    function join(
+      record: StreamRecord<unknown>,
+      p: { key: string; hit: boolean },
+      lookup: Lookup,
+      ctx: StageContext<unknown>,
+    ): StreamRecord<unknown> | void | Promise<StreamRecord<unknown>> {
+      if ("error" in lookup) {
+        looked.set(p.key, PENDING); // the runtime's retry reads the key again
+        throw lookup.error;
+      }
+      if (!lookup.found) {
+        if (onMissing === "drop") return;
+        if (onMissing === "deadLetter") {
+          return ctx.deadLetter(
+            record,
+            `Cannot enrich record: no entry for key ${quoteKey(p.key)}`,
+          );
+        }
+      }
+      const headers = header === undefined
+        ? record.headers
+        : { ...record.headers, [header]: p.hit ? "hit" : "miss" };
+      const out = (value: unknown) =>
+        headers === undefined ? { ...record, value } : { ...record, value, headers };
+      const found = lookup.found ? copy(lookup.value) : undefined;
+      if (merge) {
+        const value = merge(record.value, found, record);
+        return value instanceof Promise ? value.then(out) : out(value);
+      }
+      const r = withField(record.value, into, lookup.found ? found : null);
+      if ("reason" in r) return ctx.deadLetter(record, r.reason);
+      return out(r.value);
+    }
   },
 });
 
