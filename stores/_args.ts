@@ -13,14 +13,40 @@ export function compareKeys(a: string, b: string): number {
   return x.length - y.length;
 }
 
-/** Checks a key argument. */
+/**
+ * Checks a key argument: a string that is well-formed UTF-16. A lone surrogate has no UTF-8
+ * encoding: Redis, MongoDB and Deno KV would store it as U+FFFD, under another key.
+ */
 export function checkKey(key: unknown, where: string): string {
   if (typeof key !== "string") {
     throw new TypeError(
       `Cannot ${where}: key is ${key === null ? "null" : typeof key}, not a string`,
     );
   }
+  if (!key.isWellFormed()) {
+    throw new TypeError(
+      `Cannot ${where}: key ${JSON.stringify(key.slice(0, 40))} holds a lone surrogate ` +
+        "(it is not well-formed UTF-16)",
+    );
+  }
   return key;
+}
+
+/**
+ * The error for a value that is not structured-cloneable (a function, a symbol, a WeakMap, …):
+ * what `structuredClone` throws, a `DOMException` named `DataCloneError`, but naming the key and
+ * short (V8's own message quotes a function's whole source), with V8's error as its cause.
+ */
+export function notCloneable(key: string, cause: unknown): DOMException {
+  const detail = String((cause as { message?: unknown } | null)?.message ?? cause)
+    .replace(/\s+/g, " ");
+  return new DOMException(
+    `Cannot set key ${JSON.stringify(key.slice(0, 80))}: the value is not structured-cloneable (${
+      detail.length > 80 ? `${detail.slice(0, 80)}…` : detail
+    })`,
+    // The options form of the constructor (WebIDL): Deno's types know only the name form.
+    { name: "DataCloneError", cause } as unknown as string,
+  );
 }
 
 /** Checks a `ttlMs` option: `undefined` or a positive finite number (rounded up to whole ms). */

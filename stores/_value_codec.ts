@@ -6,17 +6,37 @@
 // - anything else: text, as other programs (and Redis INCRBYFLOAT) write it — a decimal number
 //   reads back as a number, any other text as the string itself.
 import { deserialize, serialize } from "node:v8";
+import { notCloneable } from "./_args.ts";
 import { gunzip, gzip, isGzip } from "./_compression.ts";
 
 const V8_TAG = 0xff;
 
 /**
- * Encodes a value as V8 bytes, gzip-compressed when they are longer than `compressAbove`.
+ * V8-serialises the value of `key`.
+ *
+ * @throws {DOMException} (DataCloneError) When the value is not structured-cloneable (the
+ *   message names the key).
+ */
+export function serializeValue(value: unknown, key: string): Uint8Array {
+  try {
+    return serialize(value);
+  } catch (e) {
+    throw notCloneable(key, e);
+  }
+}
+
+/**
+ * Encodes the value of `key` as V8 bytes, gzip-compressed when they are longer than
+ * `compressAbove` and gzip makes them shorter.
  *
  * @throws {DOMException} (DataCloneError) When the value is not structured-cloneable.
  */
-export async function encodeBytes(value: unknown, compressAbove?: number): Promise<Uint8Array> {
-  const bytes = serialize(value) as Uint8Array;
+export async function encodeBytes(
+  value: unknown,
+  key: string,
+  compressAbove?: number,
+): Promise<Uint8Array> {
+  const bytes = serializeValue(value, key);
   if (compressAbove !== undefined && bytes.byteLength > compressAbove) {
     const packed = await gzip(bytes);
     if (packed.byteLength < bytes.byteLength) return packed;

@@ -1,7 +1,8 @@
 // Sizes and chunking for Deno KV: KV rejects values over 64 KiB and atomic operations over
 // 1000 mutations, 100 checks, 80 KiB of keys or 800 KiB of keys + values. Small values are
 // stored as they are; larger ones are V8-serialised and split into chunks behind a manifest.
-import { deserialize, serialize } from "node:v8";
+import { deserialize } from "node:v8";
+import { serializeValue } from "../_value_codec.ts";
 
 /** Largest value stored inline (KV's limit is 65 536 bytes; V8 encodings differ by a few). */
 export const INLINE_LIMIT = 60_000;
@@ -43,15 +44,17 @@ export type Prepared =
   | { readonly inline: false; readonly manifest: Manifest; readonly parts: Uint8Array[] };
 
 /**
- * Decides how to store `value`. A cheap upper bound of its V8 size settles most values; only
- * those near or over the limit are serialised to measure them exactly.
+ * Decides how to store the value of `key`. A cheap upper bound of its V8 size settles most
+ * values; only those near or over the limit, and those it cannot bound (which may not be
+ * structured-cloneable), are serialised to measure them exactly.
  *
- * @throws {DOMException} (DataCloneError) When the value is not structured-cloneable.
+ * @throws {DOMException} (DataCloneError) When the value is not structured-cloneable (the
+ *   message names the key).
  */
-export function prepare(value: unknown): Prepared {
+export function prepare(value: unknown, key: string): Prepared {
   const bound = sizeBound(value, INLINE_LIMIT);
   if (bound <= INLINE_LIMIT) return { inline: true, value, bytes: bound };
-  const bytes = serialize(value);
+  const bytes = serializeValue(value, key);
   if (bytes.byteLength <= INLINE_LIMIT) return { inline: true, value, bytes: bytes.byteLength };
   const parts: Uint8Array[] = [];
   for (let at = 0; at < bytes.byteLength; at += CHUNK_SIZE) {
@@ -101,8 +104,8 @@ function utf8Bytes(s: string): number {
 
 /**
  * An upper bound of the V8-serialised size of `value`, or `Infinity` once it passes `budget` or
- * meets something it cannot bound (boxed primitives, errors, functions, symbols): the caller then
- * measures exactly. Strings count 2 bytes per UTF-16 unit (V8 may store them two-byte).
+ * meets something it cannot bound (boxed primitives, errors, functions, symbols, objects of other
+ * classes — a WeakMap cannot be cloned at all): the caller then measures exactly. Strings count 2 bytes per UTF-16 unit (V8 may store them two-byte).
  */
 export function sizeBound(value: unknown, budget: number): number {
   const seen = new Set<object>();
@@ -153,6 +156,8 @@ export function sizeBound(value: unknown, budget: number): number {
         ) {
           return false;
         } else {
+          const proto = Object.getPrototypeOf(v);
+          if (proto !== Object.prototype && proto !== null) return false;
           total += 12;
           for (const k of Object.keys(v)) {
             total += 2 * k.length + 6;

@@ -4,6 +4,7 @@
  * @module
  */
 import { RetriableError, SluiceError } from "../../actors/errors.ts";
+import { checkKey } from "../_args.ts";
 import type { Store, StoreSetOptions } from "../store.ts";
 import {
   assemble,
@@ -248,7 +249,7 @@ export class KvStore implements Store, AsyncDisposable {
     const values = new Map<string, Ready>();
     for (const [key, value] of entries) {
       this.#key(key);
-      values.set(key, new Ready(value, prepare(value)));
+      values.set(key, new Ready(value, prepare(value, key)));
     }
     if (values.size === 0) return;
     const large = [...values.values()].some((r) => !r.prepared.inline);
@@ -414,6 +415,7 @@ export class KvStore implements Store, AsyncDisposable {
     if (typeof key !== "string") {
       throw new TypeError(`Cannot use key: expected a string, got ${typeof key}`);
     }
+    checkKey(key, "use key");
     const parts = [...this.#base, key];
     const size = keyBytes(parts);
     if (size > KEY_LIMIT) {
@@ -489,7 +491,7 @@ export class KvStore implements Store, AsyncDisposable {
           planned.push([key, entry, value.prepared]);
         } else {
           results.set(key, value);
-          planned.push([key, entry, prepare(value)]);
+          planned.push([key, entry, prepare(value, key)]);
         }
       }
       const written: [string, Manifest][] = [];

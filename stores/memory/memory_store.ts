@@ -6,7 +6,14 @@
  */
 import { serialize } from "node:v8";
 import { SluiceError } from "../../actors/errors.ts";
-import { checkAmount, checkKey, checkTtl, compareKeys, isPlainObject } from "../_args.ts";
+import {
+  checkAmount,
+  checkKey,
+  checkTtl,
+  compareKeys,
+  isPlainObject,
+  notCloneable,
+} from "../_args.ts";
 import { sizeBound } from "../kv/_codec.ts";
 import type { Store, StoreSetOptions } from "../store.ts";
 import { LRUCache } from "./_deps.ts";
@@ -144,6 +151,7 @@ export class MemoryStore implements Store, AsyncDisposable {
    * Writes one value.
    *
    * @throws {RangeError} When `ttlMs` is not positive, or the value alone is over `maxBytes`.
+   * @throws {TypeError} When the key is not a string.
    * @throws {DOMException} (DataCloneError) When the value is not structured-cloneable.
    */
   set(key: string, value: unknown, options: StoreSetOptions = {}): Promise<void> {
@@ -160,7 +168,7 @@ export class MemoryStore implements Store, AsyncDisposable {
       const ttl = checkTtl(options.ttlMs, "set entry") ?? this.#ttl ?? 0;
       const ready = [...entries].map(([key, value]) => {
         checkKey(key, "set entry");
-        return [key, structuredClone(value), this.#bytes(key, value)] as const;
+        return [key, copy(key, value), this.#bytes(key, value)] as const;
       });
       for (const [key, v, size] of ready) this.#cache.set(key, { v }, this.#sized({ ttl }, size));
     });
@@ -291,6 +299,15 @@ export class MemoryStore implements Store, AsyncDisposable {
 
   #open(): void {
     if (this.#closed) throw new SluiceError("E_CLOSED", "Cannot use MemoryStore: it is closed");
+  }
+}
+
+/** A copy of the value of `key`, so that callers never share it with the store. */
+function copy<T>(key: string, value: T): T {
+  try {
+    return structuredClone(value);
+  } catch (e) {
+    throw notCloneable(key, e);
   }
 }
 

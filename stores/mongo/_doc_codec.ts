@@ -58,8 +58,13 @@ export function newRev(): number {
   return Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
 }
 
-/** The document (without `_id`) that stores `value`. */
+/**
+ * The document (without `_id`) that stores the value of `key`.
+ *
+ * @throws {DOMException} (DataCloneError) When the value is not structured-cloneable.
+ */
 export async function encodeDoc(
+  key: string,
   value: unknown,
   o: { driver: Mongodb; compressAbove: number | undefined; expiresAt: Date | undefined },
 ): Promise<Omit<StoreDoc, "_id">> {
@@ -67,7 +72,7 @@ export async function encodeDoc(
   const rev = newRev();
   const expiry = o.expiresAt === undefined ? {} : { expiresAt: o.expiresAt };
   if (isNative(value) && sizeBound(value, limit) <= limit) return { value, ...expiry, rev };
-  const bytes = await encodeBytes(value, o.compressAbove);
+  const bytes = await encodeBytes(value, key, o.compressAbove);
   return { bytes: new o.driver.BSON.Binary(bytes), ...expiry, rev };
 }
 

@@ -186,7 +186,7 @@ export class MongoStore implements Store, AsyncDisposable {
     const expiresAt = ttl === undefined ? undefined : new Date(Date.now() + ttl);
     const ops: AnyBulkWriteOperation<Loose>[] = [];
     for (const [key, value] of last) {
-      const replacement = await this.#encode(value, expiresAt);
+      const replacement = await this.#encode(key, value, expiresAt);
       ops.push({ replaceOne: { filter: { _id: key }, replacement, upsert: true } });
     }
     await this.#run("write to MongoStore", () => this.#writes.bulkWrite(ops, { ordered: false }));
@@ -330,7 +330,7 @@ export class MongoStore implements Store, AsyncDisposable {
       const doc = raw.get(key);
       const old = doc === undefined || expired(doc, Date.now()) ? undefined : await decodeDoc(doc);
       const next = { ...(isPlainObject(old) ? old : {}), ...folded.get(key) };
-      const replacement = await this.#encode(next, expiresAt);
+      const replacement = await this.#encode(key, next, expiresAt);
       written.set(key, replacement.rev!);
       ops.push(
         doc === undefined
@@ -385,8 +385,16 @@ export class MongoStore implements Store, AsyncDisposable {
     }
   }
 
-  #encode(value: unknown, expiresAt: Date | undefined): Promise<Omit<StoreDoc, "_id">> {
-    return encodeDoc(value, { driver: this.#driver, compressAbove: this.#compress, expiresAt });
+  #encode(
+    key: string,
+    value: unknown,
+    expiresAt: Date | undefined,
+  ): Promise<Omit<StoreDoc, "_id">> {
+    return encodeDoc(key, value, {
+      driver: this.#driver,
+      compressAbove: this.#compress,
+      expiresAt,
+    });
   }
 
   #run<T>(what: string, call: () => Promise<T>): Promise<T> {

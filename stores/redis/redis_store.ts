@@ -194,7 +194,9 @@ export class RedisStore implements Store, AsyncDisposable {
    * the last value wins.
    *
    * @throws {RangeError} When `ttlMs` is not positive.
-   * @throws {TypeError} In the `"hash"` layout, when a value is not a plain object.
+   * @throws {TypeError} When a key is not a string; in the `"hash"` layout, when a value is not a
+   *   plain object.
+   * @throws {DOMException} (DataCloneError) When a value is not structured-cloneable.
    */
   async setMany(
     entries: Iterable<readonly [string, unknown]>,
@@ -218,7 +220,7 @@ export class RedisStore implements Store, AsyncDisposable {
     }
     const encoded: [string, string | Uint8Array][] = [];
     for (const [key, value] of last) {
-      encoded.push([this.#id(key), numberText(value) ?? await this.#encode(value)]);
+      encoded.push([this.#id(key), numberText(value) ?? await this.#encode(value, key)]);
     }
     const ops: (string | number | Uint8Array)[][] = [];
     if (ttl !== undefined || this.#cluster) {
@@ -396,7 +398,7 @@ export class RedisStore implements Store, AsyncDisposable {
       const next = { ...(isPlainObject(old) ? old : {}), ...folded.get(keys[i]!) };
       args.push(
         raw[i] === null ? "" : await sha1(raw[i]!),
-        await encodeBytes(next, this.#compress),
+        await encodeBytes(next, keys[i]!, this.#compress),
       );
     }
     const failed = await this.#run(
@@ -436,8 +438,8 @@ export class RedisStore implements Store, AsyncDisposable {
   }
 
   /** V8 bytes (gzip above the threshold), as a Buffer: ioredis sends other arrays as text. */
-  async #encode(value: unknown): Promise<Buffer> {
-    const bytes = await encodeBytes(value, this.#compress);
+  async #encode(value: unknown, key: string): Promise<Buffer> {
+    const bytes = await encodeBytes(value, key, this.#compress);
     return Buffer.isBuffer(bytes)
       ? bytes
       : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
