@@ -396,10 +396,7 @@ export class RedisStore implements Store, AsyncDisposable {
     for (let i = 0; i < keys.length; i++) {
       const old = raw[i] === null ? undefined : await decodeBytes(raw[i]!);
       const next = { ...(isPlainObject(old) ? old : {}), ...folded.get(keys[i]!) };
-      args.push(
-        raw[i] === null ? "" : await sha1(raw[i]!),
-        await encodeBytes(next, keys[i]!, this.#compress),
-      );
+      args.push(raw[i] === null ? "" : await sha1(raw[i]!), await this.#encode(next, keys[i]!));
     }
     const failed = await this.#run(
       "merge into RedisStore",
@@ -437,7 +434,10 @@ export class RedisStore implements Store, AsyncDisposable {
     if (failed) throw failed;
   }
 
-  /** V8 bytes (gzip above the threshold), as a Buffer: ioredis sends other arrays as text. */
+  /**
+   * V8 bytes (gzip above the threshold), as a Buffer: ioredis sends any other Uint8Array (such as
+   * gzip output) as the text of its numbers, "31,139,8,…".
+   */
   async #encode(value: unknown, key: string): Promise<Buffer> {
     const bytes = await encodeBytes(value, key, this.#compress);
     return Buffer.isBuffer(bytes)
