@@ -4,6 +4,7 @@
 // programs, and `$inc` works on numbers. Anything else (Map, Set, typed arrays, bigint, undefined,
 // -0, …), and values over the compression threshold, are V8-serialised (gzip above it) in `bytes`.
 import { sizeBound } from "../kv/_codec.ts";
+import { isGzip } from "../_compression.ts";
 import { decodeBytes, encodeBytes } from "../_value_codec.ts";
 import type { Mongodb } from "./_deps.ts";
 
@@ -58,21 +59,42 @@ export function newRev(): number {
   return Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
 }
 
+/** MongoDB's document size limit (`maxBsonObjectSize`). */
+export const DOCUMENT_LIMIT = 16 * 1024 * 1024;
+
+/** Room in a document for everything but the value bytes: field names, `rev`, `expiresAt`. */
+const DOCUMENT_OVERHEAD = 256;
+
 /**
- * The document (without `_id`) that stores the value of `key`.
+ * The document (without `_id`) that stores the value of `key`. A value BSON holds exactly stays
+ * native unless gzip (above `compressAbove`) makes it shorter: numbers stay numbers for `$inc`
+ * whatever the threshold.
  *
  * @throws {DOMException} (DataCloneError) When the value is not structured-cloneable.
+ * @throws {RangeError} When the value does not fit in a 16 MiB document.
  */
 export async function encodeDoc(
   key: string,
   value: unknown,
   o: { driver: Mongodb; compressAbove: number | undefined; expiresAt: Date | undefined },
 ): Promise<Omit<StoreDoc, "_id">> {
-  const limit = Math.min(o.compressAbove ?? NATIVE_LIMIT, NATIVE_LIMIT);
   const rev = newRev();
   const expiry = o.expiresAt === undefined ? {} : { expiresAt: o.expiresAt };
-  if (isNative(value) && sizeBound(value, limit) <= limit) return { value, ...expiry, rev };
-  const bytes = await encodeBytes(value, key, o.compressAbove);
+  const native = isNative(value) && sizeBound(value, NATIVE_LIMIT) <= NATIVE_LIMIT;
+  const { compressAbove } = o;
+  if (native && (compressAbove === undefined || sizeBound(value, compressAbove) <= compressAbove)) {
+    return { value, ...expiry, rev };
+  }
+  const bytes = await encodeBytes(value, key, compressAbove);
+  if (native && !isGzip(bytes)) return { value, ...expiry, rev }; // gzip did not pay
+  const room = DOCUMENT_LIMIT - DOCUMENT_OVERHEAD - new TextEncoder().encode(key).byteLength;
+  if (bytes.byteLength > room) {
+    throw new RangeError(
+      `Cannot set key ${JSON.stringify(key.slice(0, 80))}: its value takes ${bytes.byteLength} ` +
+        `bytes${isGzip(bytes) ? " compressed" : ""}, more than fits in a MongoDB document ` +
+        `(16 MiB)`,
+    );
+  }
   return { bytes: new o.driver.BSON.Binary(bytes), ...expiry, rev };
 }
 

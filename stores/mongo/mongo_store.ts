@@ -4,7 +4,7 @@
  * @module
  */
 import { SluiceError } from "../../actors/errors.ts";
-import { checkAmount, checkKey, checkTtl, isPlainObject } from "../_args.ts";
+import { checkAmount, checkKey, checkTtl, compareKeys, isPlainObject } from "../_args.ts";
 import { compressThreshold } from "../_compression.ts";
 import type { Store, StoreSetOptions } from "../store.ts";
 import { attempt, connect, target } from "./_client.ts";
@@ -38,14 +38,16 @@ export interface MongoStoreOptions {
 type Loose = { _id: string; [field: string]: any };
 
 const CHUNK = 1000;
+const SCAN_PAGE = 500;
 const MAX_ATTEMPTS = 32;
 
 /**
  * A store on MongoDB: each key is one document `{ _id: key, value, expiresAt?, rev }`. Values
  * BSON holds exactly (JSON-like data and Dates) are stored as they are, so other programs can
  * query them; other structured-cloneable values (Map, Set, typed arrays, bigint, …) are
- * V8-serialised into a `bytes` field (gzip above `compressAboveBytes`). A value must fit in a
- * 16 MiB document.
+ * V8-serialised into a `bytes` field (gzip above `compressAboveBytes`, when that makes it
+ * shorter). A value must fit in a 16 MiB document: a larger one is refused with a `RangeError`.
+ * `scan` lists keys in UTF-8 byte order, as every store does, whatever order the server keeps.
  *
  * Batches are single round trips: `getMany` is one `find` per 1000 keys, `setMany` one unordered
  * `bulkWrite` of upserts (atomic per key; a replayed batch writes the same). `incrementMany`
@@ -172,7 +174,10 @@ export class MongoStore implements Store, AsyncDisposable {
    * Writes several values: one unordered `bulkWrite` of replace-upserts; for a key given twice,
    * the last value wins.
    *
-   * @throws {RangeError} When `ttlMs` is not positive.
+   * @throws {RangeError} When `ttlMs` is not positive or a value does not fit in a document
+   *   (nothing is written then).
+   * @throws {TypeError} When a key is not a string.
+   * @throws {DOMException} (DataCloneError) When a value is not structured-cloneable.
    */
   async setMany(
     entries: Iterable<readonly [string, unknown]>,
@@ -199,20 +204,35 @@ export class MongoStore implements Store, AsyncDisposable {
     await this.#run("delete from MongoStore", () => this.#docs.deleteOne({ _id: key }));
   }
 
-  /** Lists live entries whose key starts with `prefix`, in the server's `_id` order. */
+  /**
+   * Lists live entries whose key starts with `prefix`, in UTF-8 byte order of keys: the matching
+   * keys are collected first and sorted here (MongoDB-compatible servers differ in how they order
+   * strings), then values are read 500 at a time.
+   */
   async *scan<T = unknown>(prefix = ""): AsyncIterableIterator<[string, T]> {
     this.#open();
     if (typeof prefix !== "string") throw new TypeError("Cannot scan: prefix is not a string");
-    const cursor = this.#docs.find({ _id: { $gte: prefix } }).sort({ _id: 1 }).batchSize(500);
+    // Keys with a prefix are contiguous from the prefix itself in any lexicographic order.
+    const cursor = this.#docs.find({ _id: { $gte: prefix } }, { projection: { _id: 1 } })
+      .sort({ _id: 1 }).batchSize(5_000);
+    const keys: string[] = [];
     try {
-      const now = Date.now();
       while (true) {
         const doc = await this.#run("scan MongoStore", () => cursor.next());
         if (doc === null || !doc._id.startsWith(prefix)) break;
-        if (!expired(doc, now)) yield [doc._id, await decodeDoc(doc) as T];
+        keys.push(doc._id);
       }
     } finally {
       await cursor.close();
+    }
+    keys.sort(compareKeys);
+    for (let i = 0; i < keys.length; i += SCAN_PAGE) {
+      const page = keys.slice(i, i + SCAN_PAGE);
+      const docs = await this.#read(page);
+      for (const key of page) {
+        const doc = docs.get(key);
+        if (doc !== undefined) yield [key, await decodeDoc(doc) as T];
+      }
     }
   }
 
@@ -226,16 +246,26 @@ export class MongoStore implements Store, AsyncDisposable {
     this.#open();
     checkAmount(by, checkKey(key, "increment"));
     await this.#checkNumbers([key]);
-    try {
-      const doc = await this.#run("increment in MongoStore", () =>
-        this.#writes.findOneAndUpdate(
-          { _id: key },
-          { $inc: { value: by }, $set: { rev: newRev() } },
-          { upsert: true, returnDocument: "after" },
-        ));
-      return doc!.value as number;
-    } catch (e) {
-      throw notNumber(e, key);
+    for (let attempt = 0;; attempt++) {
+      try {
+        // The document as it was before the update, not after: the sum of a value no other
+        // writer saw. (Some MongoDB-compatible servers read the "after" document outside the
+        // update, so that concurrent increments return the same total.)
+        const before = await this.#run(
+          "increment in MongoStore",
+          () =>
+            this.#writes.findOneAndUpdate(
+              { _id: key },
+              { $inc: { value: by }, $set: { rev: newRev() } },
+              { upsert: true, returnDocument: "before" },
+            ),
+        );
+        return ((before?.value as number | undefined) ?? 0) + by;
+      } catch (e) {
+        // Two upserts of an absent key raced: the loser's update now finds the document.
+        if ((e as { code?: unknown }).code === 11000 && attempt < MAX_ATTEMPTS) continue;
+        throw notNumber(e, key);
+      }
     }
   }
 
