@@ -92,7 +92,9 @@ export class MemoryStore implements Store, AsyncDisposable {
     this.#cache = existing ?? new LRUCache<string, { v: unknown }>({
       max: maxEntries,
       ...(maxBytes === undefined ? {} : { maxSize: maxBytes, maxEntrySize: maxBytes }),
-      perf: { now },
+      // lru-cache takes a start time of 0 for "no TTL": an entry written while an injected clock
+      // reads 0 would never expire.
+      perf: { now: () => now() || Number.MIN_VALUE },
       ttlResolution: 0,
       ttlAutopurge: false,
       allowStale: false,
@@ -230,18 +232,20 @@ export class MemoryStore implements Store, AsyncDisposable {
     return settle(() => {
       this.#open();
       const ttl = checkTtl(options.ttlMs, "merge") ?? this.#ttl ?? 0;
-      const list = [...entries];
-      for (const [key, fields] of list) {
+      const list = [...entries].map(([key, fields]) => {
         checkKey(key, "merge");
         if (!isPlainObject(fields)) {
           throw new TypeError(`Cannot merge into key "${key}": the fields are not a plain object`);
         }
-      }
+        return [key, copy(key, fields)] as const;
+      });
+      const merged = new Map<string, Record<string, unknown>>();
       for (const [key, fields] of list) {
-        const old = this.#cache.get(key)?.v;
-        const v = { ...(isPlainObject(old) ? old : {}), ...structuredClone(fields) };
-        this.#cache.set(key, { v }, this.#sized({ ttl }, this.#bytes(key, v)));
+        const old = merged.get(key) ?? this.#cache.get(key)?.v;
+        merged.set(key, { ...(isPlainObject(old) ? old : {}), ...fields });
       }
+      const sized = [...merged].map(([key, v]) => [key, v, this.#bytes(key, v)] as const);
+      for (const [key, v, size] of sized) this.#cache.set(key, { v }, this.#sized({ ttl }, size));
     });
   }
 
