@@ -4,7 +4,7 @@
  * @module
  */
 import { RetriableError, SluiceError } from "../../actors/errors.ts";
-import { checkKey } from "../_args.ts";
+import { checkAmount, checkKey, isPlainObject } from "../_args.ts";
 import type { Store, StoreSetOptions } from "../store.ts";
 import {
   assemble,
@@ -16,6 +16,7 @@ import {
   type Prepared,
 } from "./_codec.ts";
 import { commitOps, deleteOp, type Op, setOp } from "./_atomic.ts";
+import { ENVELOPE_BYTES, unwrap, withExpiry } from "./_expiry.ts";
 import { KnownEntries } from "./_known_entries.ts";
 
 /** Where {@linkcode KvStore.open} puts the database when no path is given. */
@@ -36,6 +37,8 @@ const MAX_ATTEMPTS = 32;
 const GET_MANY = 10; // KV reads at most 10 keys at once
 const CHUNK_TTL_MARGIN_MS = 60_000; // chunks outlive their manifest
 const DELETE = Symbol("delete");
+/** What `#resolve` returns for an entry that is absent or expired. */
+const ABSENT = Symbol("absent");
 const KNOWN_ENTRIES = 10_000;
 
 /** A value already measured by `prepare`, so that `#update` need not measure it again. */
@@ -46,13 +49,23 @@ class Ready {
 type Chunked = Extract<Prepared, { inline: false }>;
 type Next = (key: string, current: unknown, exists: boolean) => unknown;
 
+/** How `#update` sets expiry: `expireIn` (ms from now), else keep the entry's own if asked. */
+interface UpdateOptions {
+  expireIn?: number;
+  keepExpiry?: boolean;
+  /** Whether `next` needs the current values (else chunked values are not read). */
+  current: boolean;
+}
+
 /**
  * A {@linkcode Store} on Deno KV. Keys are strings, stored as `["sluice", ...namespace, key]`;
  * values are structured-cloneable. Values over KV's 64 KiB limit are split into chunks behind the
  * scenes (written before the entry that points to them, so readers never see half a value) and
  * deleted with their entry. Writes of many entries are atomic per KV batch (1000 mutations,
- * 800 KiB); read-modify-writes (`increment`, `updateMany`) check versionstamps and retry on
- * conflict, so concurrent writers in other workers or processes never lose an update.
+ * 800 KiB); read-modify-writes (`increment`, `incrementMany`, `mergeMany`, `updateMany`) check
+ * versionstamps and retry on conflict, so concurrent writers in other workers or processes never
+ * lose an update. An entry written with `ttlMs` is absent to every read from its expiry time on
+ * (KV itself deletes it some time later).
  *
  * Needs `--unstable-kv` (or `"unstable": ["kv"]` in deno.json), and read + write permission on
  * the database file (the `-wal`/`-shm` siblings need none).
@@ -168,7 +181,8 @@ export class KvStore implements Store, AsyncDisposable {
   async get<T = unknown>(key: string): Promise<T | undefined> {
     this.#open();
     const entry = await this.#kv.get(this.#key(key));
-    return await this.#resolve(key, entry) as T | undefined;
+    const value = await this.#resolve(key, entry);
+    return value === ABSENT ? undefined : value as T;
   }
 
   /**
@@ -190,10 +204,9 @@ export class KvStore implements Store, AsyncDisposable {
   async getMany<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]> {
     this.#open();
     const entries = await this.#entries(keys);
-    return await Promise.all(entries.map((e, i) => this.#resolve(keys[i]!, e))) as (
-      | T
-      | undefined
-    )[];
+    const now = Date.now();
+    const values = await Promise.all(entries.map((e, i) => this.#resolve(keys[i]!, e, now)));
+    return values.map((v) => v === ABSENT ? undefined : v) as (T | undefined)[];
   }
 
   /**
@@ -201,8 +214,10 @@ export class KvStore implements Store, AsyncDisposable {
    *
    * @param key The key.
    * @param value A structured-cloneable value.
-   * @param options `ttlMs`: KV deletes the entry some time after it (`expireIn`).
+   * @param options `ttlMs`: reads no longer see the entry from then on (and KV deletes it some
+   *   time later). Without it, the entry has no expiry.
    * @throws {RangeError} When the key is over ~2 KB encoded or `ttlMs` is not positive.
+   * @throws {TypeError} When the key is not a string (or holds a lone surrogate).
    * @throws {DOMException} (DataCloneError) When the value is not structured-cloneable.
    *
    * @example
@@ -260,9 +275,13 @@ export class KvStore implements Store, AsyncDisposable {
       });
       return;
     }
+    const expiresAt = expireIn === undefined ? undefined : Date.now() + expireIn;
+    const extra = expiresAt === undefined ? 0 : ENVELOPE_BYTES;
     const ops: Op[] = [];
     for (const [user, { prepared: p }] of values) {
-      if (p.inline) ops.push(setOp(user, this.#key(user), p.value, p.bytes, { expireIn }));
+      if (!p.inline) continue;
+      const stored = withExpiry(p.value, expiresAt);
+      ops.push(setOp(user, this.#key(user), stored, p.bytes + extra, { expireIn }));
     }
     await commitOps(this.#kv, ops);
     for (const key of values.keys()) this.#known.forget(key);
@@ -318,14 +337,15 @@ export class KvStore implements Store, AsyncDisposable {
       if (typeof key !== "string") continue;
       if (!key.startsWith(prefix)) break;
       if (entry.key.length !== base.length + 1) continue; // a nested namespace's key
-      yield [key, await this.#resolve(key, entry) as T];
+      const value = await this.#resolve(key, entry);
+      if (value !== ABSENT) yield [key, value as T];
     }
   }
 
   /**
-   * Adds `by` to the number at `key` (absent counts as 0): a read-check-write that retries when
-   * another writer changed the key meanwhile, so no increment is lost. Works with fractions and
-   * negative numbers (unlike `Deno.KvU64`).
+   * Adds `by` to the number at `key` (absent or expired counts as 0): a read-check-write that
+   * retries when another writer changed the key meanwhile, so no increment is lost. Works with
+   * fractions and negative numbers (unlike `Deno.KvU64`). The entry keeps its expiry.
    *
    * @param key The key.
    * @param by A finite number.
@@ -343,16 +363,96 @@ export class KvStore implements Store, AsyncDisposable {
    * ```
    */
   async increment(key: string, by: number): Promise<number> {
-    if (typeof by !== "number" || !Number.isFinite(by)) {
-      throw new TypeError(`Cannot increment key "${key}": by is not a finite number`);
-    }
-    const out = await this.updateMany<number>([key], (current) => {
-      if (current !== undefined && typeof current !== "number") {
-        throw new TypeError(`Cannot increment key "${key}": its value is not a number`);
-      }
-      return (current ?? 0) + by;
+    this.#open();
+    checkAmount(by, String(key));
+    const out = await this.#update([key], (k, current) => add(k, current, by), {
+      current: true,
+      keepExpiry: true,
     });
-    return out.get(key)!;
+    return out.get(key) as number;
+  }
+
+  /**
+   * Adds amounts to the numbers at several keys (absent or expired counts as 0; for a key given
+   * twice, both amounts are added): a checked read-modify-write like `increment`. Every key is
+   * checked before any is written: when one holds something other than a number, nothing is.
+   *
+   * @param entries `[key, amount]` pairs.
+   * @param options `ttlMs` of the written entries. Default: each keeps its expiry.
+   * @throws {TypeError} When an amount is not a finite number or a value is not a number.
+   * @throws {RangeError} When `ttlMs` is not positive.
+   *
+   * @example
+   * ```ts
+   * import { KvStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = await KvStore.open(":memory:");
+   * await store.incrementMany([["pen", 2], ["ink", 1], ["pen", 3]]);
+   * assert.deepEqual(await store.getMany(["pen", "ink"]), [5, 1]);
+   * ```
+   */
+  async incrementMany(
+    entries: Iterable<readonly [string, number]>,
+    options: StoreSetOptions = {},
+  ): Promise<void> {
+    this.#open();
+    const expireIn = ttl(options);
+    const sums = new Map<string, number>();
+    for (const [key, by] of entries) {
+      this.#key(key);
+      sums.set(key, (sums.get(key) ?? 0) + checkAmount(by, key));
+    }
+    if (sums.size === 0) return;
+    await this.#update([...sums.keys()], (key, current) => add(key, current, sums.get(key)!), {
+      expireIn,
+      keepExpiry: expireIn === undefined,
+      current: true,
+    });
+  }
+
+  /**
+   * Shallow-merges plain objects into the entries at their keys (an absent or expired entry, or
+   * one that is not a plain object, becomes the object): a checked read-modify-write, so no
+   * concurrent update of a key is lost.
+   *
+   * @param entries `[key, fields]` pairs; fields of a key given twice are merged in order.
+   * @param options `ttlMs` of the written entries. Default: no expiry.
+   * @throws {TypeError} When fields are not a plain object.
+   * @throws {RangeError} When `ttlMs` is not positive.
+   * @throws {DOMException} (DataCloneError) When fields are not structured-cloneable.
+   *
+   * @example
+   * ```ts
+   * import { KvStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = await KvStore.open(":memory:");
+   * await store.mergeMany([["u1", { name: "ada" }]]);
+   * await store.mergeMany([["u1", { plan: "pro" }]]);
+   * assert.deepEqual(await store.get("u1"), { name: "ada", plan: "pro" });
+   * ```
+   */
+  async mergeMany(
+    entries: Iterable<readonly [string, Readonly<Record<string, unknown>>]>,
+    options: StoreSetOptions = {},
+  ): Promise<void> {
+    this.#open();
+    const expireIn = ttl(options);
+    const folded = new Map<string, Record<string, unknown>>();
+    for (const [key, fields] of entries) {
+      this.#key(key);
+      if (!isPlainObject(fields)) {
+        throw new TypeError(`Cannot merge into key "${key}": the fields are not a plain object`);
+      }
+      folded.set(key, { ...folded.get(key), ...fields });
+    }
+    if (folded.size === 0) return;
+    const merge = (key: string, current: unknown) => ({
+      ...(isPlainObject(current) ? current : {}),
+      ...folded.get(key),
+    });
+    await this.#update([...folded.keys()], merge, { expireIn, current: true });
   }
 
   /**
@@ -363,7 +463,7 @@ export class KvStore implements Store, AsyncDisposable {
    *
    * @param keys The keys (duplicates are ignored).
    * @param fn `(current, key) => next`.
-   * @param options `ttlMs` for the written entries.
+   * @param options `ttlMs` for the written entries. Default: no expiry.
    * @returns The values written, by key.
    * @throws {RetriableError} When keys kept changing under concurrent writers (32 attempts).
    *
@@ -435,12 +535,21 @@ export class KvStore implements Store, AsyncDisposable {
     return (await Promise.all(groups)).flat();
   }
 
-  /** The user value of an entry: reassembles chunks, retrying when the entry was just replaced. */
-  async #resolve(key: string, entry: Deno.KvEntryMaybe<unknown>): Promise<unknown> {
+  /**
+   * The user value of an entry, or ABSENT when it is absent or expired at `now`: reassembles
+   * chunks, retrying when the entry was just replaced.
+   */
+  async #resolve(
+    key: string,
+    entry: Deno.KvEntryMaybe<unknown>,
+    now = Date.now(),
+  ): Promise<unknown> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      if (entry.versionstamp === null) return undefined;
-      if (!isManifest(entry.value)) return entry.value;
-      const { id, chunks, bytes } = entry.value;
+      if (entry.versionstamp === null) return ABSENT;
+      const { stored, expiresAt } = unwrap(entry.value);
+      if (expiresAt !== undefined && expiresAt <= now) return ABSENT;
+      if (!isManifest(stored)) return stored;
+      const { id, chunks, bytes } = stored;
       const parts: Uint8Array[] = [];
       for await (const c of this.#kv.list<Uint8Array>({ prefix: [...this.#chunkBase, key, id] })) {
         parts.push(c.value);
@@ -464,7 +573,7 @@ export class KvStore implements Store, AsyncDisposable {
   async #update(
     keys: string[],
     next: Next,
-    options: { expireIn?: number; current: boolean },
+    options: UpdateOptions,
   ): Promise<Map<string, unknown>> {
     const results = new Map<string, unknown>();
     let pending = keys;
@@ -476,13 +585,13 @@ export class KvStore implements Store, AsyncDisposable {
         );
       }
       const entries = await this.#known.entries(pending, (keys) => this.#entries(keys));
+      const now = Date.now();
       const planned: [string, Deno.KvEntryMaybe<unknown>, Prepared | typeof DELETE][] = [];
       for (let i = 0; i < pending.length; i++) {
         const key = pending[i]!;
         const entry = entries[i]!;
-        const exists = entry.versionstamp !== null;
-        const current = options.current && exists ? await this.#resolve(key, entry) : undefined;
-        const value = next(key, current, exists);
+        const current = options.current ? await this.#resolve(key, entry, now) : ABSENT;
+        const value = next(key, current === ABSENT ? undefined : current, current !== ABSENT);
         if (value === DELETE) {
           results.set(key, undefined);
           planned.push([key, entry, DELETE]);
@@ -500,15 +609,24 @@ export class KvStore implements Store, AsyncDisposable {
       for (const [user, entry, p] of planned) {
         const key = this.#key(user);
         const check = entry.versionstamp;
-        if (isManifest(entry.value)) replaced.push([user, entry.value]);
+        const old = unwrap(entry.value);
+        if (isManifest(old.stored)) replaced.push([user, old.stored]);
+        let expiresAt = options.expireIn === undefined ? undefined : now + options.expireIn;
+        if (expiresAt === undefined && options.keepExpiry && (old.expiresAt ?? 0) > now) {
+          expiresAt = old.expiresAt;
+        }
+        const expireIn = expiresAt === undefined ? undefined : expiresAt - now;
+        const extra = expiresAt === undefined ? 0 : ENVELOPE_BYTES;
         if (p === DELETE) {
           ops.push(deleteOp(user, key, check));
         } else if (p.inline) {
-          ops.push(setOp(user, key, p.value, p.bytes, { check, expireIn: options.expireIn }));
+          const stored = withExpiry(p.value, expiresAt);
+          ops.push(setOp(user, key, stored, p.bytes + extra, { check, expireIn }));
         } else {
-          await this.#writeChunks(user, p, options.expireIn);
+          await this.#writeChunks(user, p, expireIn);
           written.push([user, p.manifest]);
-          ops.push(setOp(user, key, p.manifest, 200, { check, expireIn: options.expireIn }));
+          const stored = withExpiry(p.manifest, expiresAt);
+          ops.push(setOp(user, key, stored, 200 + extra, { check, expireIn }));
         }
       }
       const { failed, stamps } = await commitOps(this.#kv, ops);
@@ -543,6 +661,14 @@ export class KvStore implements Store, AsyncDisposable {
     }
     await commitOps(this.#kv, ops);
   }
+}
+
+/** `current + by`, checking that `current` is a number (or absent). */
+function add(key: string, current: unknown, by: number): number {
+  if (current !== undefined && typeof current !== "number") {
+    throw new TypeError(`Cannot increment key "${key}": its value is not a number`);
+  }
+  return (current ?? 0) + by;
 }
 
 function ttl(options: StoreSetOptions): number | undefined {
