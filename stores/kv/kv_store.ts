@@ -17,6 +17,7 @@ import {
 } from "./_codec.ts";
 import { commitOps, deleteOp, type Op, setOp } from "./_atomic.ts";
 import { ENVELOPE_BYTES, unwrap, withExpiry } from "./_expiry.ts";
+import { KeyLocks } from "./_key_locks.ts";
 import { KnownEntries } from "./_known_entries.ts";
 
 /** Where {@linkcode KvStore.open} puts the database when no path is given. */
@@ -89,6 +90,7 @@ export class KvStore implements Store, AsyncDisposable {
   readonly #base: readonly string[];
   readonly #chunkBase: readonly string[];
   readonly #known = new KnownEntries(KNOWN_ENTRIES);
+  readonly #locks = new KeyLocks();
   #closed = false;
   /** The database path given to {@linkcode KvStore.open}. */
   readonly path: string;
@@ -568,9 +570,24 @@ export class KvStore implements Store, AsyncDisposable {
   /**
    * Read-check-write of `keys`: reads each entry, asks `next` for its new value (or DELETE),
    * writes chunks of large values, then commits checked atomic operations. Keys whose check
-   * failed go round again; chunks of replaced values (and of lost attempts) are deleted.
+   * failed go round again (after a short random pause); chunks of replaced values (and of lost
+   * attempts) are deleted. This store's own read-check-writes of a key take turns.
    */
   async #update(
+    keys: string[],
+    next: Next,
+    options: UpdateOptions,
+  ): Promise<Map<string, unknown>> {
+    for (const key of keys) this.#key(key);
+    const release = await this.#locks.acquire(keys);
+    try {
+      return await this.#updateLocked(keys, next, options);
+    } finally {
+      release();
+    }
+  }
+
+  async #updateLocked(
     keys: string[],
     next: Next,
     options: UpdateOptions,
@@ -584,6 +601,7 @@ export class KvStore implements Store, AsyncDisposable {
             `they kept changing under concurrent writers`,
         );
       }
+      if (attempt > 0) await sleep(Math.random() * Math.min(50, 2 ** attempt));
       const entries = await this.#known.entries(pending, (keys) => this.#entries(keys));
       const now = Date.now();
       const planned: [string, Deno.KvEntryMaybe<unknown>, Prepared | typeof DELETE][] = [];
@@ -661,6 +679,10 @@ export class KvStore implements Store, AsyncDisposable {
     }
     await commitOps(this.#kv, ops);
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** `current + by`, checking that `current` is a number (or absent). */
