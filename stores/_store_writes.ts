@@ -1,6 +1,7 @@
 // The sink's merge and increment writes on any Store: the store's own atomic batch operation when
-// it has one (`mergeMany`, `incrementMany`), else KvStore's checked `updateMany`, else a plain
-// read-then-write (not atomic against concurrent writers of the same keys).
+// it has one (`mergeMany`, `incrementMany`: every built-in store does), else a checked
+// `updateMany` when the store offers one, else a plain read-then-write (not atomic against
+// concurrent writers of the same keys).
 import { isPlainObject } from "./_args.ts";
 import type { Store, StoreSetOptions } from "./store.ts";
 

@@ -44,7 +44,7 @@ const storeSinkConfig: z.ZodType<StoreSinkConfig> = z.object({
  * The store sink definition. It opens the store its config describes inside its worker; for each
  * batch it computes every record's key and contribution, folds contributions to the same key in
  * record order, and writes them with one `setMany` (`"set"`), `mergeMany` (`"merge"`) or
- * `incrementMany` (`"increment"`) — on KV, a checked `updateMany`. The write resolves once the
+ * `incrementMany` (`"increment"`), each atomic per key. The write resolves once the
  * store acknowledged it; connection faults throw `RetriableError`, so the runtime retries while
  * holding the pipeline back. Records without a usable key or value are dead-lettered once the
  * batch is written. Prefer the {@linkcode storeSink} builder.
