@@ -17,6 +17,10 @@ export class OutEdge {
   #held: [StreamRecord<unknown>, Token][] = [];
   #resumeWaiters: (() => void)[] = [];
   #lastWatermark = -Infinity;
+  /** A watermark that arrived while paused: it waits behind the held records. */
+  #heldWatermark = -Infinity;
+  /** The end of the stream, asked for while paused: it waits behind the held records too. */
+  #heldEnd = false;
 
   constructor(spec: RouteSpec, instance: number, partitions: number) {
     this.spec = spec;
@@ -111,24 +115,41 @@ export class OutEdge {
       this.#route([r], token);
       token.release();
     }
+    const wm = this.#heldWatermark;
+    this.#heldWatermark = -Infinity;
+    if (wm > this.#lastWatermark) this.watermark(wm);
+    if (this.#heldEnd) {
+      this.#heldEnd = false;
+      this.end();
+    }
     const waiters = this.#resumeWaiters;
     this.#resumeWaiters = [];
     for (const w of waiters) w();
   }
 
-  /** Sends a watermark on every channel. */
+  /** Sends a watermark on every channel (while paused, after the held records, on resume). */
   watermark(wm: number): void {
+    if (this.#paused) {
+      // Sent now, it would overtake the held records and make them late downstream.
+      this.#heldWatermark = Math.max(this.#heldWatermark, wm);
+      return;
+    }
     this.#lastWatermark = Math.max(this.#lastWatermark, wm);
     for (const s of this.senders.values()) s.watermark(wm);
   }
 
-  /** Ends every channel. */
+  /** Ends every channel (while paused, after the held records, on resume). */
   end(): void {
+    if (this.#paused) {
+      this.#heldEnd = true;
+      return;
+    }
     for (const s of this.senders.values()) s.end();
   }
 
-  /** Resolves when every channel's batches are acked. */
+  /** Resolves when every channel's batches are acked (and none is held by a pause). */
   async drained(): Promise<void> {
+    while (this.#paused) await new Promise<void>((r) => this.#resumeWaiters.push(r));
     await Promise.all([...this.senders.values()].map((s) => s.drained()));
   }
 

@@ -30,6 +30,8 @@ export class Sender {
   #waiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
   #lastWatermark = -Infinity;
+  /** The highest watermark posted so far (alone or riding on a batch): what a replay may repeat. */
+  #sentWatermark = -Infinity;
   #wmPending = false;
   #ended = false;
   /** Count of records sent (not counting replays). */
@@ -119,6 +121,7 @@ export class Sender {
       const batch = this.#queue.shift()!;
       this.#unacked.set(batch.seq, batch);
       this.sent += batch.records.length;
+      if (batch.wm !== undefined) this.#sentWatermark = Math.max(this.#sentWatermark, batch.wm);
       this.#post({ t: "b", seq: batch.seq, records: batch.records, wm: batch.wm });
     }
     if (this.#queue.length === 0) {
@@ -146,7 +149,10 @@ export class Sender {
     // end of that data's batch (sealed by the linger timer or by the next record pushed).
     if (this.#open.length > 0) this.#wmPending = true;
     else if (this.#queue.length > 0) this.#queue[this.#queue.length - 1]!.wm = wm;
-    else this.#post({ t: "w", wm });
+    else {
+      this.#sentWatermark = wm;
+      this.#post({ t: "w", wm });
+    }
   }
 
   /** Ends the stream after everything queued. */
@@ -173,7 +179,9 @@ export class Sender {
     for (const batch of replay) {
       this.#post({ t: "b", seq: batch.seq, records: batch.records, wm: batch.wm });
     }
-    if (this.#lastWatermark > -Infinity) this.#post({ t: "w", wm: this.#lastWatermark });
+    // Only the watermark already sent: a later one rides on the batches still queued or open, and
+    // sent now it would overtake them (their records would arrive late).
+    if (this.#sentWatermark > -Infinity) this.#post({ t: "w", wm: this.#sentWatermark });
     if (this.#ended && this.#queue.length === 0) this.#post({ t: "eos" });
     this.#pump();
   }
