@@ -13,7 +13,7 @@ import {
   type StageSpec,
   type StateSnapshot,
 } from "./_protocol.ts";
-import { Token } from "./_token.ts";
+import type { Token } from "./_token.ts";
 
 /** A failure in a stage hook other than `process` (those are retried and dead-lettered). */
 export class HookFailure extends Error {
@@ -51,6 +51,11 @@ export interface TaskServices {
   side(name: string, records: StreamRecord<unknown>[], token: Token): boolean;
   /** Sends a heartbeat now if one is due (called from long-running batches). */
   beat(): void;
+  /**
+   * A token for records a hook emits outside any input batch (`onWatermark`, `onTick`, `flush`:
+   * fired windows). Checkpoints wait until such records are acked downstream.
+   */
+  hookToken(): Token;
 }
 
 /** Fresh zeroed counters. */
@@ -301,7 +306,7 @@ export class ProcessorOp extends Op {
   }
 
   async #fromHook(call: () => unknown): Promise<void> {
-    const token = new Token();
+    const token = this.services.hookToken();
     const out = this.#collect(await guard(this.spec.stage, call));
     this.settle(token);
     this.counters.out += out.length;

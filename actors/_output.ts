@@ -153,6 +153,12 @@ export class OutEdge {
     await Promise.all([...this.senders.values()].map((s) => s.drained()));
   }
 
+  /** Batches `seqs` sent to instance `to` are done (see `Sender.ack`). */
+  ack(to: number, seqs: number[]): void {
+    const sender = this.senders.get(to);
+    for (const seq of seqs) sender?.ack(seq);
+  }
+
   /** Free credits summed over channels. */
   get credits(): number {
     let n = 0;

@@ -40,6 +40,8 @@ export interface InputSpec {
   port: MessagePort;
   /** Watermark the input starts at (so a new channel does not hold time back). */
   watermark: number;
+  /** Which incarnation of the upstream instance sends (its batch `seq`s are its own). */
+  sender: number;
 }
 
 /** Everything a task host needs to start. */
@@ -118,7 +120,14 @@ export interface DeadLetter {
 export type ToTask =
   | TaskInit
   | { t: "connectOut"; edge: string; to: number; port: MessagePort }
-  | { t: "connectIn"; edge: string; from: number; port: MessagePort; watermark: number }
+  | {
+    t: "connectIn";
+    edge: string;
+    from: number;
+    port: MessagePort;
+    watermark: number;
+    sender: number;
+  }
   | { t: "dropIn"; edge: string; from: number }
   | { t: "pause"; edge: string; id: number }
   | {
@@ -136,6 +145,8 @@ export type ToTask =
     epoch?: number;
   }
   | { t: "committed"; epoch: number }
+  /** A downstream checkpoint holding these batches was stored: they are done (acked). */
+  | { t: "acked"; edge: string; to: number; seqs: number[] }
   | { t: "restore"; id: number; state: Record<string, StateSnapshot>; owned: number[] }
   | { t: "retire"; id: number }
   | { t: "stop" }
@@ -158,7 +169,13 @@ export type FromTask =
     fatal?: boolean;
   }
   | { t: "dlq"; id: number; entries: DeadLetter[] }
-  | { t: "reply"; id: number; state?: Record<string, StateSnapshot> }
+  | {
+    t: "reply";
+    id: number;
+    state?: Record<string, StateSnapshot>;
+    /** For a checkpoint: the input batches it holds, as `[edge, from, sender, seq]`. */
+    covered?: [string, number, number, number][];
+  }
   | { t: "done"; counters: Record<string, StageCounters> };
 
 /** Data plane, sender → receiver. */

@@ -39,6 +39,8 @@ export interface RuntimeOptions {
 interface Instance {
   group: Group;
   index: number;
+  /** Unique per incarnation: batches' `seq`s are numbered per sending incarnation. */
+  id: number;
   host: TaskHost;
   ready: boolean;
   done: boolean;
@@ -49,6 +51,8 @@ interface Instance {
   counters: Record<string, StageCounters>;
   owned: number[];
   checkpointing?: Promise<void>;
+  /** A checkpoint being written to the backend; a restart waits for it (see `#checkpoint`). */
+  storing?: Promise<void>;
   again?: boolean;
 }
 
@@ -74,6 +78,8 @@ export class Runtime {
   readonly #lastCounters = new Map<string, Map<number, StageCounters>>();
   #reqId = 0;
   #epoch = 0;
+  #incarnation = 0;
+  readonly #byId = new Map<number, Instance>();
   /** State names known to be in the backend's index, per stage. */
   readonly #names = new Map<string, Set<string>>();
   #checkpointTimer: ReturnType<typeof setInterval> | undefined;
@@ -206,7 +212,28 @@ export class Runtime {
         epoch,
       });
       if (inst.dead) return;
-      await this.#store(inst.index, reply.state ?? {});
+      // Upstream incarnations of the input the checkpoint holds, known before it is stored.
+      const acks: [Instance, string, number[]][] = [];
+      for (const [edge, from, sender, seq] of reply.covered ?? []) {
+        const up = this.#byId.get(sender);
+        if (!up || up.index !== from) continue;
+        const last = acks.at(-1);
+        if (last && last[0] === up && last[1] === edge) last[2].push(seq);
+        else acks.push([up, edge, [seq]]);
+      }
+      const storing = this.#store(inst.index, reply.state ?? {});
+      inst.storing = storing;
+      try {
+        await storing;
+      } finally {
+        inst.storing = undefined;
+      }
+      // Stored: the input it holds is done. The supervisor acks it upstream itself, at once, so
+      // that if the instance dies before it hears of the commit, its replacement (which waits for
+      // `storing`) restores this checkpoint and is not sent that input again: no double count.
+      for (const [up, edge, seqs] of acks) {
+        if (!up.dead) up.host.post({ t: "acked", edge, to: inst.index, seqs });
+      }
       if (!inst.dead) inst.host.post({ t: "committed", epoch });
     })().catch((cause) => {
       const stage = inst.group.specs[0]!.stage;
@@ -242,13 +269,20 @@ export class Runtime {
 
   /** Starts instance `index` of `g`, wiring channels to every live neighbour. */
   #spawn(g: Group, index: number, restore?: Record<string, StateSnapshot>, hold = false): Instance {
+    const id = ++this.#incarnation;
     const transfer: Transferable[] = [];
     const inputs: InputSpec[] = [];
     for (const e of this.#plan.edges.filter((x) => x.to === g)) {
       for (const up of this.#live(e.from)) {
         if (!this.#connected(e, up.index, index) || up.done) continue;
         const ch = new MessageChannel();
-        inputs.push({ edge: e.id, from: up.index, port: ch.port2, watermark: -Infinity });
+        inputs.push({
+          edge: e.id,
+          from: up.index,
+          port: ch.port2,
+          watermark: -Infinity,
+          sender: up.id,
+        });
         transfer.push(ch.port2);
         if (up.ready || !up.dead) {
           up.host.post({ t: "connectOut", edge: e.id, to: index, port: ch.port1 }, [ch.port1]);
@@ -272,6 +306,7 @@ export class Runtime {
           from: index,
           port: ch.port2,
           watermark: -Infinity,
+          sender: id,
         }, [ch.port2]);
       }
       const o = e.to.options;
@@ -290,6 +325,7 @@ export class Runtime {
     const inst: Instance = {
       group: g,
       index,
+      id,
       host: undefined as unknown as TaskHost,
       ready: false,
       done: false,
@@ -310,6 +346,7 @@ export class Runtime {
       : inlineHost(onMessage);
     const list = this.#instances.get(g)!;
     list[index] = inst;
+    this.#byId.set(id, inst);
     const init: ToTask = {
       t: "init",
       task: g.id,
@@ -441,6 +478,8 @@ export class Runtime {
       try {
         for (const v of victims) {
           // A stateful instance comes back with its last checkpoint; unacked input is replayed.
+          // A checkpoint it was writing when it died is part of it (its input is acked).
+          await v.storing?.catch(() => {});
           const restore = v.group.options.stateful
             ? await this.#load(v.group, v.index, v.owned)
             : undefined;
@@ -604,6 +643,9 @@ export class Runtime {
     // 3. Move keyed state through the state backend: the old owner writes (and drops) the
     //    partitions it gives up, each new owner reads those it gains.
     if (hashed) {
+      // A checkpoint under way (its reply may wait for outputs to be acked) must be stored before
+      // the moved partitions are, or its older copy of them could overwrite theirs.
+      await Promise.all(list.slice(0, oldN).map((x) => x.checkpointing?.catch(() => {})));
       for (let a = 0; a < oldN; a++) {
         const moved = old.flatMap((owner, p) => owner === a && next[p] !== a ? [p] : []);
         if (moved.length === 0) continue;

@@ -46,18 +46,24 @@ export class Sender {
   }
 
   #listen(): void {
-    this.#port.onmessage = (e: MessageEvent<ToSender>) => {
-      const batch = this.#unacked.get(e.data.seq);
-      if (!batch) return; // an ack from before a replay
-      this.#unacked.delete(e.data.seq);
-      for (const token of batch.tokens) token.release();
-      this.#pump();
-      if (this.#unacked.size === 0 && this.#queue.length === 0) {
-        const waiters = this.#idleWaiters;
-        this.#idleWaiters = [];
-        for (const w of waiters) w();
-      }
-    };
+    this.#port.onmessage = (e: MessageEvent<ToSender>) => this.ack(e.data.seq);
+  }
+
+  /**
+   * Batch `seq` is done downstream: the receiver acked it, or the supervisor did for it (a stored
+   * checkpoint holds it). A second ack of a batch is ignored.
+   */
+  ack(seq: number): void {
+    const batch = this.#unacked.get(seq);
+    if (!batch) return; // acked already, or an ack from before a replay
+    this.#unacked.delete(seq);
+    for (const token of batch.tokens) token.release();
+    this.#pump();
+    if (this.#unacked.size === 0 && this.#queue.length === 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    }
   }
 
   /** Free credits: batches the receiver can still take. */

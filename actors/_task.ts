@@ -36,10 +36,22 @@ export interface ControlPort {
 interface Input {
   edge: string;
   from: number;
+  /** The upstream incarnation sending on it. */
+  sender: number;
   port: MessagePort;
   wm: number;
   lastSeen: number;
   ended: boolean;
+}
+
+/** A processed input batch of a stateful task, waiting for a checkpoint to hold it. */
+interface Held {
+  input: Input;
+  seq: number;
+  /** The checkpoint that holds it, once one was taken. */
+  epoch?: number;
+  /** Pending while records derived from the batch are not all acked downstream. */
+  outputs?: Promise<void>;
 }
 
 type Work =
@@ -90,9 +102,11 @@ export class Task {
   #opened = false;
   #lastBeat = 0;
   /** Stateful tasks: processed batches whose acks wait for the checkpoint that covers them. */
-  #held: { token: Token; epoch?: number }[] = [];
+  #held: Held[] = [];
   readonly #heldWaiters: (() => void)[] = [];
   #wanted = false;
+  /** Records emitted by hooks outside input batches (fired windows), until acked downstream. */
+  readonly #hookOutputs = new Set<Promise<void>>();
   #busy = false;
   readonly #deferred: (() => void)[] = [];
   #go!: () => void;
@@ -116,7 +130,8 @@ export class Task {
         const old = at >= 0 ? this.#inputs.splice(at, 1)[0] : undefined;
         old?.port.close();
         const watermark = Math.max(old?.wm ?? -Infinity, msg.watermark);
-        this.#addInput({ edge: msg.edge, from: msg.from, port: msg.port, watermark });
+        const { edge, from, port, sender } = msg;
+        this.#addInput({ edge, from, port, watermark, sender });
         break;
       }
       case "dropIn":
@@ -149,26 +164,52 @@ export class Task {
         const take = () => {
           const state: Record<string, StateSnapshot> = {};
           for (const op of this.#ops) state[op.spec.stage] = op.snapshot(msg.partitions, msg.drop);
-          if (msg.epoch !== undefined) {
-            for (const h of this.#held) h.epoch ??= msg.epoch;
-            this.#wanted = false;
+          if (msg.epoch === undefined) return this.#post({ t: "reply", id: msg.id, state });
+          const covered: Held[] = [];
+          for (const h of this.#held) {
+            if (h.epoch !== undefined) continue;
+            h.epoch = msg.epoch;
+            covered.push(h);
           }
-          this.#post({ t: "reply", id: msg.id, state });
+          this.#wanted = false;
+          // Once stored, the supervisor acks the covered input at once (a crash right after must
+          // not replay it into state that holds it already), so everything derived from it must
+          // be acked downstream first: the batches' outputs, and what hooks emitted from state
+          // that the checkpoint no longer holds (fired windows). Until then the state is kept as
+          // it is now.
+          const waits = [...this.#hookOutputs, ...covered.flatMap((h) => h.outputs ?? [])];
+          const reply = (state: Record<string, StateSnapshot>) =>
+            this.#post({
+              t: "reply",
+              id: msg.id,
+              state,
+              covered: covered.map((h) => [h.input.edge, h.input.from, h.input.sender, h.seq]),
+            });
+          if (waits.length === 0) reply(state);
+          else {
+            const copy = structuredClone(state);
+            void Promise.all(waits).then(() => reply(copy));
+          }
         };
         if (this.#busy) this.#deferred.push(take);
         else take();
         break;
       }
       case "committed": {
-        const keep: { token: Token; epoch?: number }[] = [];
+        const keep: Held[] = [];
         for (const h of this.#held) {
-          if (h.epoch !== undefined && h.epoch <= msg.epoch) h.token.release();
-          else keep.push(h);
+          // The supervisor acked these upstream already; this ack is for the rare case it could not.
+          if (h.epoch !== undefined && h.epoch <= msg.epoch) {
+            h.input.port.postMessage({ t: "a", seq: h.seq });
+          } else keep.push(h);
         }
         this.#held = keep;
         if (keep.length === 0) { for (const w of this.#heldWaiters.splice(0)) w(); }
         break;
       }
+      case "acked":
+        this.#outputs.find((o) => o.spec.edge === msg.edge)?.ack(msg.to, msg.seqs);
+        break;
       case "restore":
         this.#enqueue({
           k: "ctl",
@@ -230,6 +271,15 @@ export class Task {
       },
       beat: () => {
         if (Date.now() - this.#lastBeat >= this.#init.heartbeatMs) this.#heartbeat();
+      },
+      hookToken: () => {
+        let acked!: () => void;
+        const done = new Promise<void>((resolve) => acked = resolve);
+        this.#hookOutputs.add(done);
+        return new Token(() => {
+          this.#hookOutputs.delete(done);
+          acked();
+        });
       },
       side: (name, records, token) => {
         const edges = this.#outputs.filter((o) => o.spec.side === name);
@@ -321,6 +371,7 @@ export class Task {
     const input: Input = {
       edge: spec.edge,
       from: spec.from,
+      sender: spec.sender,
       port: spec.port,
       wm: spec.watermark,
       lastSeen: Date.now(),
@@ -396,18 +447,31 @@ export class Task {
     switch (work.k) {
       case "batch": {
         const { input, seq } = work;
-        const token = new Token(() => input.port.postMessage({ t: "a", seq }));
+        if (!this.#init.checkpoint) {
+          const token = new Token(() => input.port.postMessage({ t: "a", seq }));
+          await this.#head.run(work.records, token);
+          this.#mailbox--;
+          token.release();
+          return;
+        }
+        // Stateful: the batch is acked once its outputs are acked and a checkpoint holds it.
+        const held: Held = { input, seq };
+        let done!: () => void;
+        held.outputs = new Promise<void>((resolve) => done = resolve);
+        const token = new Token(() => {
+          held.outputs = undefined;
+          done();
+        });
         await this.#head.run(work.records, token);
         this.#mailbox--;
-        if (this.#init.checkpoint) {
-          this.#held.push({ token });
-          // Ask for a checkpoint once half of the input credit waits on one, before senders stall.
-          const threshold = Math.max(2, (this.#inputs.length * this.#init.capacity) >> 1);
-          if (!this.#wanted && this.#held.length >= threshold) {
-            this.#wanted = true;
-            this.#post({ t: "wantCheckpoint" });
-          }
-        } else token.release();
+        token.release();
+        this.#held.push(held);
+        // Ask for a checkpoint once half of the input credit waits on one, before senders stall.
+        const threshold = Math.max(2, (this.#inputs.length * this.#init.capacity) >> 1);
+        if (!this.#wanted && this.#held.length >= threshold) {
+          this.#wanted = true;
+          this.#post({ t: "wantCheckpoint" });
+        }
         return;
       }
       case "wm":
