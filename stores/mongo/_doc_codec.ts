@@ -54,6 +54,15 @@ export function isNative(value: unknown, depth = 0): boolean {
   }
 }
 
+/**
+ * Whether `mergeMany` can `$set` these fields into a stored value one by one: BSON holds them
+ * exactly, and every name is a usable path segment (not empty, no `.` or leading `$`).
+ */
+export function isSettable(fields: Readonly<Record<string, unknown>>): boolean {
+  return isNative(fields) && !Object.hasOwn(fields, "") &&
+    sizeBound(fields, NATIVE_LIMIT) <= NATIVE_LIMIT;
+}
+
 /** A random revision number. */
 export function newRev(): number {
   return Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);

@@ -9,7 +9,7 @@ import { compressThreshold } from "../_compression.ts";
 import type { Store, StoreSetOptions } from "../store.ts";
 import { attempt, connect, target } from "./_client.ts";
 import type { AnyBulkWriteOperation, Collection, MongoClient, Mongodb } from "./_deps.ts";
-import { decodeDoc, encodeDoc, expired, newRev, type StoreDoc } from "./_doc_codec.ts";
+import { decodeDoc, encodeDoc, expired, isSettable, newRev, type StoreDoc } from "./_doc_codec.ts";
 
 /** Options of {@linkcode MongoStore.open}. */
 export interface MongoStoreOptions {
@@ -51,8 +51,10 @@ const MAX_ATTEMPTS = 32;
  *
  * Batches are single round trips: `getMany` is one `find` per 1000 keys, `setMany` one unordered
  * `bulkWrite` of upserts (atomic per key; a replayed batch writes the same). `incrementMany`
- * checks the keys and then `$inc`s them; `mergeMany` reads, merges and writes back only where the
- * document's `rev` is unchanged, retrying the others, so no concurrent update is lost.
+ * checks the keys and then `$inc`s them; `mergeMany` `$set`s the fields into values that are
+ * plain objects already (atomic on the server, nothing read), and otherwise reads, merges and
+ * writes back only where the document's `rev` is unchanged, retrying the others, so no
+ * concurrent update is lost.
  *
  * TTL: expiring documents get `expiresAt` and `open` creates a TTL index on it; since a server's
  * TTL monitor runs only now and then (and some MongoDB-compatible servers never delete), reads
@@ -304,8 +306,11 @@ export class MongoStore implements Store, AsyncDisposable {
   }
 
   /**
-   * Shallow-merges plain objects into the entries at their keys: reads them, merges, and writes
-   * each back only if its `rev` did not change meanwhile (else reads and merges it again).
+   * Shallow-merges plain objects into the entries at their keys. Where the stored value is a
+   * plain object and BSON holds the fields exactly (and no compression is configured), one
+   * `$set` per key writes the fields on the server, atomically, without reading. Other entries
+   * (absent, expired, not objects, V8-encoded) are read, merged and written back only if their
+   * `rev` did not change meanwhile (else read and merged again).
    *
    * @throws {TypeError} When fields are not a plain object.
    */
@@ -330,7 +335,8 @@ export class MongoStore implements Store, AsyncDisposable {
           `Cannot merge ${pending.length} key(s) into MongoStore: they kept changing under concurrent writers`,
         );
       }
-      pending = await this.#casMerge(pending, folded, ttl);
+      const rest = await this.#setFields(pending, folded, ttl);
+      pending = rest.length === 0 ? [] : await this.#casMerge(rest, folded, ttl);
     }
   }
 
@@ -344,6 +350,51 @@ export class MongoStore implements Store, AsyncDisposable {
   /** Closes the store (for `await using`). */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /**
+   * Merges fields with `$set` into documents whose value is a live plain object: atomic on the
+   * server and nothing to read, so concurrent merges of one key never conflict (and a server
+   * whose reads may see a document half-replaced cannot make one overwrite another). Returns the
+   * keys it did not merge: their fields cannot be `$set`, or their value is absent, expired or
+   * not an object.
+   */
+  async #setFields(
+    keys: string[],
+    folded: Map<string, Record<string, unknown>>,
+    ttl: number | undefined,
+  ): Promise<string[]> {
+    if (this.#compress !== undefined) return keys; // merged values may need compressing
+    const settable = keys.filter((k) => isSettable(folded.get(k)!));
+    if (settable.length === 0) return keys;
+    const now = new Date();
+    const expiresAt = ttl === undefined ? undefined : new Date(now.getTime() + ttl);
+    const revs = new Map<string, number>();
+    const ops: AnyBulkWriteOperation<Loose>[] = settable.map((key) => {
+      const set: Record<string, unknown> = { rev: newRev() };
+      revs.set(key, set.rev as number);
+      for (const [field, value] of Object.entries(folded.get(key)!)) set[`value.${field}`] = value;
+      if (expiresAt !== undefined) set.expiresAt = expiresAt;
+      const filter = {
+        _id: key,
+        value: { $type: "object", $not: { $type: "array" } },
+        bytes: { $exists: false },
+        $or: [{ expiresAt: { $exists: false } }, { expiresAt: { $gt: now } }],
+      };
+      const update = expiresAt === undefined
+        ? { $set: set, $unset: { expiresAt: "" } }
+        : { $set: set };
+      return { updateOne: { filter, update } };
+    });
+    const r = await this.#run(
+      "merge into MongoStore",
+      () => this.#writes.bulkWrite(ops, { ordered: false }),
+    );
+    const rest = keys.filter((k) => !revs.has(k));
+    if (r.matchedCount === ops.length) return rest;
+    // Which ones matched? Those that carry our rev (or a later writer's: merged again, harmless).
+    const docs = await this.#read(settable, true);
+    return [...rest, ...settable.filter((k) => docs.get(k)?.rev !== revs.get(k))];
   }
 
   /** One read-merge-write round; returns the keys another writer changed meanwhile. */
