@@ -386,12 +386,19 @@ export function storeConformance(name: string, options: StoreConformanceOptions)
     await hs[0]!.set("shared", { base: true });
     await Promise.all(
       range(20).map((i) =>
-        hs[i % hs.length]!.mergeMany!([["shared", { [`f${i}`]: i }], [`own${i}`, { i }]])
+        hs[i % hs.length]!.mergeMany!([
+          ["shared", { [`f${i}`]: i }],
+          ["fresh", { [`g${i}`]: i }], // absent at first: the writers race to create it
+          [`own${i}`, { i }],
+        ])
       ),
     );
     const expected: Record<string, unknown> = { base: true };
     for (const i of range(20)) expected[`f${i}`] = i;
     assert.deepEqual(await hs[1 % hs.length]!.get("shared"), expected);
+    const fresh: Record<string, unknown> = {};
+    for (const i of range(20)) fresh[`g${i}`] = i;
+    assert.deepEqual(await hs[0]!.get("fresh"), fresh);
     assert.deepEqual(
       await hs[0]!.getMany(range(20).map((i) => `own${i}`)),
       range(20).map((i) => ({ i })),
