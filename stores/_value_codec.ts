@@ -65,12 +65,11 @@ export function decodePlain(bytes: Uint8Array): unknown {
 const NUMBER = /^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
 
 /**
- * A finite number as text that parses back to the same number (`-0` and non-finite numbers are
- * not: they are V8-encoded), or `undefined` for every other value.
+ * A finite number as text that parses back to the same number (`-0` as `"-0"`, which `String`
+ * would make `"0"`; non-finite numbers are not: they are V8-encoded), or `undefined` for every
+ * other value.
  */
 export function numberText(value: unknown): string | undefined {
-  if (typeof value !== "number" || !Number.isFinite(value) || Object.is(value, -0)) {
-    return undefined;
-  }
-  return String(value);
+  if (typeof value !== "number" || !Number.isFinite(value)) return undefined;
+  return Object.is(value, -0) ? "-0" : String(value);
 }

@@ -1,8 +1,9 @@
 // How MongoStore keeps a value in its document `{ _id: key, value | bytes, expiresAt?, rev }`.
 // Values BSON holds exactly (numbers, strings, booleans, null, Dates, dense arrays and plain
 // objects of those with ordinary field names) are stored as they are in `value`: readable by other
-// programs, and `$inc` works on numbers. Anything else (Map, Set, typed arrays, bigint, undefined,
-// -0, …), and values over the compression threshold, are V8-serialised (gzip above it) in `bytes`.
+// programs, and `$inc` works on numbers (-0 too, as a double). Anything else (Map, Set, typed
+// arrays, bigint, undefined, a -0 inside an object, …), and values over the compression threshold
+// that gzip makes shorter, are V8-serialised (gzip above the threshold) in `bytes`.
 import { sizeBound } from "../kv/_codec.ts";
 import { isGzip } from "../_compression.ts";
 import { decodeBytes, encodeBytes } from "../_value_codec.ts";
@@ -89,6 +90,8 @@ export async function encodeDoc(
 ): Promise<Omit<StoreDoc, "_id">> {
   const rev = newRev();
   const expiry = o.expiresAt === undefined ? {} : { expiresAt: o.expiresAt };
+  // The driver writes -0 as the integer 0; as a double it stays -0, and `$inc` works on it.
+  if (Object.is(value, -0)) return { value: new o.driver.BSON.Double(-0), ...expiry, rev };
   const native = isNative(value) && sizeBound(value, NATIVE_LIMIT) <= NATIVE_LIMIT;
   const { compressAbove } = o;
   if (native && (compressAbove === undefined || sizeBound(value, compressAbove) <= compressAbove)) {

@@ -266,9 +266,17 @@ export class RedisStore implements Store, AsyncDisposable {
     const sorted = [...found].sort(compareKeys);
     for (let i = 0; i < sorted.length; i += CHUNK) {
       const page = sorted.slice(i, i + CHUNK);
-      const values = await this.getMany<T>(page);
+      if (this.#hash) {
+        const records = await this.getMany<T>(page); // a hash cannot hold undefined
+        for (let j = 0; j < page.length; j++) {
+          if (records[j] !== undefined) yield [page[j]!, records[j]!];
+        }
+        continue;
+      }
+      // Raw replies: a key deleted meanwhile is null, a stored undefined is an entry.
+      const raw = await this.#run("scan RedisStore", () => this.#raw(page.map((k) => this.#id(k))));
       for (let j = 0; j < page.length; j++) {
-        if (values[j] !== undefined) yield [page[j]!, values[j]!];
+        if (raw[j] !== null) yield [page[j]!, await decodeBytes(raw[j]!) as T];
       }
     }
   }
