@@ -1,7 +1,13 @@
 // The store conformance suite (tests/_store_conformance.ts) against the real servers: Redis (each
 // test under fresh key prefixes) and the MongoDB-wire server (each test in a fresh database).
 // Every test deletes what it wrote and closes its clients.
+//
+// mongo-java-server keeps every inserted or replaced document in its oplog (a plain in-memory
+// collection) until it restarts, even after the database is dropped: MongoDB's large values stay
+// just over a MiB here, and the 16 MiB limit is checked on the encoded document, not sent.
+import assert from "node:assert/strict";
 import { MongoStore, RedisStore } from "../../stores/mod.ts";
+import { DOCUMENT_LIMIT, encodeDoc } from "../../stores/mongo/_doc_codec.ts";
 import { loadMongodb, type MongoClient } from "../../stores/mongo/_deps.ts";
 import { loadIoredis, type Redis } from "../../stores/redis/_deps.ts";
 import { storeConformance } from "../_store_conformance.ts";
@@ -48,7 +54,8 @@ storeConformance("RedisStore", {
 });
 
 storeConformance("MongoStore", {
-  supports: { ...full, valueLimitBytes: 16 * 1024 * 1024 },
+  supports: { ...full, valueLimitBytes: DOCUMENT_LIMIT },
+  largeValueBytes: 1.1 * 1024 * 1024,
   fixture() {
     const url = services().mongoUrl;
     const db = uniqueName("sluice_conformance").replaceAll("-", "_");
@@ -76,4 +83,19 @@ storeConformance("MongoStore", {
       },
     });
   },
+});
+
+Deno.test("MongoStore encodes a value just under 16 MiB into a document within BSON's limit, and refuses a larger one", async () => {
+  const driver = await loadMongodb();
+  const key = "ключ".repeat(25); // 200 UTF-8 bytes
+  const encode = (n: number) =>
+    encodeDoc(key, new Uint8Array(n), {
+      driver,
+      compressAbove: undefined,
+      expiresAt: new Date(),
+    });
+  const doc = await encode(DOCUMENT_LIMIT - 1024);
+  const size = driver.BSON.calculateObjectSize({ _id: key, ...doc });
+  assert.ok(size <= DOCUMENT_LIMIT && size > DOCUMENT_LIMIT - 2048, `document of ${size} bytes`);
+  await assert.rejects(() => encode(DOCUMENT_LIMIT - 256), RangeError);
 });
