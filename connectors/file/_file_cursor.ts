@@ -142,7 +142,10 @@ export class FileCursor {
     for (;;) {
       if (this.#carry.length >= chunkBytes) {
         if (!lines) return this.#chunk(chunkBytes);
-        const nl = this.#carry.lastIndexOf(NL);
+        // Whole lines up to chunkBytes; a line crossing it ends the chunk (one pull hands out
+        // about chunkBytes, however much the last read brought in).
+        const within = this.#carry.lastIndexOf(NL, chunkBytes - 1);
+        const nl = within >= 0 ? within : this.#carry.indexOf(NL, chunkBytes);
         if (nl >= 0) return this.#chunk(nl + 1);
         if (this.#carry.length >= maxLineBytes) {
           return this.#chunk(utf8Cut(this.#carry, maxLineBytes));
