@@ -36,6 +36,7 @@ export class FileSet {
   readonly #done = new Set<string>();
   #turn = 0;
   #resumed = false;
+  #closed = false;
 
   constructor(options: FileSetOptions) {
     this.#o = options;
@@ -61,7 +62,12 @@ export class FileSet {
       this.#resumed = true; // only the first open resumes; a rotated file starts at 0
       at = { offset: start.byteOffset, line: start.line };
     }
-    return await FileCursor.open(path, { ...this.#o.cursor, gzip: this.#gzip(path) }, at);
+    const cursor = await FileCursor.open(path, { ...this.#o.cursor, gzip: this.#gzip(path) }, at);
+    if (this.#closed) {
+      cursor.close(); // closed while it opened: keep nothing open
+      throw new Error(`Cannot read ${path}: the file source was closed`);
+    }
+    return cursor;
   }
 
   #skipBeforeStart(paths: string[]): string[] {
@@ -74,6 +80,7 @@ export class FileSet {
    * when a bounded read is complete.
    */
   async next(): Promise<SetChunk | "idle" | "end"> {
+    if (this.#closed) return "end";
     return this.#o.follow ? await this.#nextFollowed() : await this.#nextOnce();
   }
 
@@ -128,18 +135,24 @@ export class FileSet {
     for (const [path, f] of this.#followed) {
       if (f.draining) continue;
       const stat = await Deno.stat(path).catch(() => null);
+      if (this.#closed) return;
       if (!stat || (stat.ino !== null && f.cursor.ino !== null && stat.ino !== f.cursor.ino)) {
         f.draining = true; // renamed or removed: finish the old file, then reopen the path
-      } else if (stat.size < f.cursor.readOffset) await f.cursor.reset();
+      } else if (stat.size < f.cursor.readOffset) {
+        await f.cursor.reset();
+        if (this.#closed) f.cursor.close(); // closed meanwhile: the fresh file too
+      }
     }
     for (const path of await this.#list()) {
       if (!this.#followed.has(path) && !this.#done.has(path)) await this.#follow(path);
     }
   }
 
-  /** Closes every open file. */
+  /** Closes every open file; nothing is opened afterwards. Idempotent. */
   close(): void {
+    this.#closed = true;
     this.#current?.close();
+    this.#current = undefined;
     for (const f of this.#followed.values()) f.cursor.close();
     this.#followed.clear();
   }

@@ -97,19 +97,35 @@ export const fileSinkStage: SinkDefinition<unknown, FileSinkOptions> = defineSin
       lock = run.catch(() => {});
       return run;
     };
+    // A stage the runtime kills is not closed: the kill closes its files at once (a write in
+    // flight then fails; a rotated part stays in progress, completed by the next open).
+    let killed = false;
+    const alive = () => {
+      if (killed) throw new Error(`Cannot write to ${path}: the file sink was stopped`);
+    };
 
     if (!rotate) {
       const file = await Deno.open(path, { append: true, create: true });
       let size = (await file.stat()).size;
+      let closed = false;
+      const closeFile = () => {
+        if (!closed) file.close();
+        closed = true;
+      };
+      ctx.signal.addEventListener("abort", () => {
+        killed = true;
+        closeFile();
+      }, { once: true });
       return {
         write: (records: StreamRecord<unknown>[]) =>
           serial(async () => {
+            alive();
             const bytes = await toBytes(encoder.text(records, size === 0), gzip);
             await writeAll(file, bytes);
             if (durable) await file.syncData();
             size += bytes.length;
           }),
-        close: () => serial(() => Promise.resolve(file.close())),
+        close: () => serial(() => Promise.resolve(closeFile())),
       };
     }
 
@@ -128,6 +144,8 @@ export const fileSinkStage: SinkDefinition<unknown, FileSinkOptions> = defineSin
       next++;
       const temp = inProgressName(final);
       const file = await Deno.open(temp, { write: true, create: true, truncate: true });
+      if (killed) file.close(); // killed while it opened
+      alive();
       return { file, temp, final, bytes: 0, opened: ctx.now() };
     };
     const finish = async (): Promise<void> => {
@@ -146,10 +164,17 @@ export const fileSinkStage: SinkDefinition<unknown, FileSinkOptions> = defineSin
     const timer = period === undefined ? undefined : setInterval(() => {
       if (part && due(part)) void serial(finish).catch(() => {});
     }, period);
+    ctx.signal.addEventListener("abort", () => {
+      killed = true;
+      clearInterval(timer);
+      part?.file.close();
+      part = undefined;
+    }, { once: true });
 
     return {
       write: (records: StreamRecord<unknown>[]) =>
         serial(async () => {
+          alive();
           if (part && due(part)) await finish();
           part ??= await openPart();
           const bytes = await toBytes(encoder.text(records, part.bytes === 0), gzip);

@@ -135,6 +135,8 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
       mine: (path) =>
         ctx.parallelism === 1 || ctx.partitionOf(path) % ctx.parallelism === ctx.instance,
     });
+    // A stage the runtime kills is not closed: its files are closed all the same.
+    ctx.signal.addEventListener("abort", () => files.close(), { once: true });
     return {
       async pull({ signal }) {
         const next = await files.next();

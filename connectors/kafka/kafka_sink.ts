@@ -96,7 +96,7 @@ export const kafkaSinkStage: SinkDefinition<unknown, KafkaSinkConfig> = defineSi
   name: "kafka-sink",
   config: sinkConfig,
   permissions: { net: true, env: [...KAFKAJS_ENV] },
-  async open(config) {
+  async open(config, ctx) {
     const { CompressionTypes } = await loadKafkajs();
     const kafka = await createKafka(config, {
       retries: config.retries,
@@ -109,9 +109,11 @@ export const kafkaSinkStage: SinkDefinition<unknown, KafkaSinkConfig> = defineSi
       : CompressionTypes.None;
     const where = `Cannot write to Kafka topic "${config.topic}"`;
     let producer: Promise<kafkajs.Producer> | undefined;
+    let killed = false;
 
     const connect = () =>
       producer ??= (async () => {
+        if (killed) throw new Error(`${where}: the sink was stopped`);
         const p = kafka.producer({
           idempotent: config.idempotent,
           maxInFlightRequests: config.idempotent ? 1 : undefined,
@@ -126,6 +128,11 @@ export const kafkaSinkStage: SinkDefinition<unknown, KafkaSinkConfig> = defineSi
       producer = undefined;
       await old?.then((p) => p.disconnect()).catch(() => {});
     };
+    // A stage the runtime kills is not closed: the kill disconnects the producer, for good.
+    ctx.signal.addEventListener("abort", () => {
+      killed = true;
+      void reset();
+    }, { once: true });
 
     return {
       async write(records: StreamRecord<unknown>[]) {

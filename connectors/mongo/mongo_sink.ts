@@ -105,9 +105,16 @@ export const mongoSinkStage: SinkDefinition<unknown, MongoSinkConfig> = defineSi
   name: "mongo-sink",
   config: sinkConfig,
   permissions: { net: true, env: [...MONGODB_ENV], sys: ["osRelease"] },
-  async open(config) {
+  async open(config, ctx) {
     const { BSON, MongoBulkWriteError, MongoInvalidArgumentError } = await loadMongodb();
     const client = await createClient(config);
+    // A stage the runtime kills is not closed: the kill closes the client, and no write after it
+    // opens it again (the driver reconnects a closed client on use).
+    let killed = false;
+    ctx.signal.addEventListener("abort", () => {
+      killed = true;
+      void client.close().catch(() => {});
+    }, { once: true });
     const collection = client.db(config.db).collection(config.collection);
     const where = `Cannot write to MongoDB collection "${config.db}.${config.collection}"`;
     const wc = config.writeConcern;
@@ -124,6 +131,7 @@ export const mongoSinkStage: SinkDefinition<unknown, MongoSinkConfig> = defineSi
       pending: number[],
       p: Progress,
     ): Promise<number[]> {
+      if (killed) throw new Error(`${where}: the sink was stopped`);
       try {
         await collection.bulkWrite(pending.map((i) => ops.get(i)!), options);
         for (const i of pending) p.done.add(i);

@@ -165,10 +165,20 @@ export const mongoSourceStage: SourceDefinition<MongoDocument | null, MongoSourc
             filter: config.filter && BSON.EJSON.deserialize(config.filter),
           }, start);
         }
+        // A stage the runtime kills is not closed: the kill closes the client, and no pull after
+        // it opens it again (the driver reconnects a closed client on use).
+        let killed = false;
+        ctx.signal.addEventListener("abort", () => {
+          killed = true;
+          void (async () => {
+            if (reader instanceof ChangeReader) await reader.close().catch(() => {});
+            await client.close().catch(() => {});
+          })();
+        }, { once: true });
         return {
-          pull: (options) => reader.pull(options),
+          pull: (options) => killed ? null : reader.pull(options),
           async ack(position) {
-            await store?.save(position);
+            if (!killed) await store?.save(position);
           },
           async close() {
             try {

@@ -164,6 +164,14 @@ export const httpSourceStage: SourceDefinition<unknown, HttpSourceOptions> = def
       onError: () => answer(500, { error: "internal error" }),
     }, handle);
 
+    let closing: Promise<void> | undefined;
+    const close = () =>
+      closing ??= (async () => {
+        intake.close();
+        await server.shutdown();
+      })();
+    // A stage the runtime kills is not closed: the kill refuses what waits and frees the port.
+    ctx.signal.addEventListener("abort", () => void close(), { once: true });
     return {
       async pull({ max, signal }) {
         await intake.waitForWork(100, signal);
@@ -175,10 +183,7 @@ export const httpSourceStage: SourceDefinition<unknown, HttpSourceOptions> = def
       ack(position) {
         if (processed) intake.ack(position as number);
       },
-      async close() {
-        intake.close();
-        await server.shutdown();
-      },
+      close,
     };
   },
 });

@@ -60,7 +60,7 @@ export const tcpLinesServerStage: SourceDefinition<string, TcpLinesServerOptions
     let closed = false;
     void (async () => {
       for await (const conn of listener) {
-        if (clients.size >= (config.maxClients ?? 64)) {
+        if (closed || clients.size >= (config.maxClients ?? 64)) {
           conn.close();
           continue;
         }
@@ -72,6 +72,20 @@ export const tcpLinesServerStage: SourceDefinition<string, TcpLinesServerOptions
     })().catch(() => {/* the listener was closed */});
     const read = (c: Client) =>
       c.pending ??= c.reader.lines(Infinity).then((lines) => ({ client: c, lines }));
+    const close = () => {
+      closed = true;
+      try {
+        listener.close();
+      } catch { /* already closed */ }
+      for (const c of clients) {
+        try {
+          c.conn.close();
+        } catch { /* already closed */ }
+      }
+      clients.clear();
+    };
+    // A stage the runtime kills is not closed: the kill closes the port and the clients.
+    ctx.signal.addEventListener("abort", close, { once: true });
     return {
       async pull({ max, signal }) {
         if (closed) return null;
@@ -105,14 +119,7 @@ export const tcpLinesServerStage: SourceDefinition<string, TcpLinesServerOptions
         }
         return { records };
       },
-      close() {
-        closed = true;
-        try {
-          listener.close();
-        } catch { /* already closed */ }
-        for (const c of clients) c.conn.close();
-        clients.clear();
-      },
+      close,
     };
   },
 });

@@ -68,6 +68,11 @@ export const tcpLinesSourceStage: SourceDefinition<string, TcpLinesSourceOptions
       conn = undefined;
       reader = undefined;
     };
+    // A stage the runtime kills is not closed: the kill drops the connection, for good.
+    ctx.signal.addEventListener("abort", () => {
+      ended = true;
+      drop();
+    }, { once: true });
     return {
       async pull({ max, signal }) {
         if (ended) return null;
@@ -79,6 +84,10 @@ export const tcpLinesSourceStage: SourceDefinition<string, TcpLinesSourceOptions
           }
           try {
             conn = await Deno.connect({ hostname, port: config.port });
+            if (ended) {
+              drop(); // killed while it connected
+              return null;
+            }
             reader = new LineReader((buf) => conn!.read(buf), config.maxLineBytes);
           } catch (e) {
             failures++;

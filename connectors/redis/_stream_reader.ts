@@ -35,6 +35,7 @@ export class StreamReader {
   #claimFrom = "0-0";
   #claimedAt = 0;
   #failures = 0;
+  #closed: Promise<void> | undefined;
 
   /** `cmd` serves short commands and acks; `reader` only the blocking reads. */
   constructor(options: StreamReaderOptions, cmd: Redis, reader: Redis) {
@@ -182,9 +183,11 @@ export class StreamReader {
     for (const id of position.ids) this.#inflight.delete(id);
   }
 
-  /** Closes both connections; a blocking read in progress is cut off. */
-  async close(): Promise<void> {
-    this.#reader.disconnect();
-    await this.#cmd.quit().catch(() => this.#cmd.disconnect());
+  /** Closes both connections (once); a blocking read in progress is cut off. */
+  close(): Promise<void> {
+    return this.#closed ??= (async () => {
+      this.#reader.disconnect();
+      await this.#cmd.quit().catch(() => this.#cmd.disconnect());
+    })();
   }
 }

@@ -65,6 +65,14 @@ export const redisStreamSinkStage: SinkDefinition<unknown, RedisStreamSinkConfig
     const trim = config.maxLen === undefined
       ? []
       : ["MAXLEN", config.approximate ? "~" : "=", String(config.maxLen)];
+    // Closed once: by `close` (QUIT, waiting for what is under way) or, when the runtime kills the
+    // stage without closing it, by the kill (disconnect at once, no more reconnecting).
+    let closing: Promise<void> | undefined;
+    const closeClient = (now: boolean) =>
+      closing ??= now
+        ? Promise.resolve(redis.disconnect())
+        : redis.quit().then(() => {}, () => redis.disconnect());
+    ctx.signal.addEventListener("abort", () => void closeClient(true), { once: true });
     return {
       async write(records: StreamRecord<unknown>[], ctx) {
         const pipe = redis.pipeline();
@@ -96,7 +104,7 @@ export const redisStreamSinkStage: SinkDefinition<unknown, RedisStreamSinkConfig
         for (const [record, error] of dead) ctx.deadLetter(record, error);
       },
       async close() {
-        await redis.quit().catch(() => redis.disconnect());
+        await closeClient(false);
       },
     };
   },

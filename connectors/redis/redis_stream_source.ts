@@ -91,6 +91,8 @@ export const redisStreamSourceStage: SourceDefinition<unknown, RedisStreamSource
         await reader.close();
         throw error;
       }
+      // A stage the runtime kills is not closed: the kill disconnects both clients.
+      ctx.signal.addEventListener("abort", () => void reader.close(), { once: true });
       return {
         pull: (options, c) => reader.pull(options, c),
         ack: (position) => reader.ack(position as StreamPosition),
