@@ -1,0 +1,33 @@
+// Runs one pipeline of the connector conformance suite in a child process (for the stdio
+// connectors, whose external side is this process's standard streams): reads the spec from the
+// JSON file named by the first argument, writes the counters to `spec.counters` every 50 ms and
+// once more at the end, and stops gracefully on SIGTERM.
+import { memoryDeadLetters, pipeline } from "../actors/mod.ts";
+import type { ChildSpec } from "./_conformance_io.ts";
+
+const spec = JSON.parse(await Deno.readTextFile(Deno.args[0]!)) as ChildSpec;
+const dead = memoryDeadLetters();
+const p = pipeline({
+  mode: spec.mode,
+  signals: true,
+  heartbeatMs: spec.heartbeatMs,
+  stopTimeoutMs: spec.stopTimeoutMs,
+  deadLetter: dead,
+});
+let flow = p.from(spec.source.ref, spec.source.options);
+for (const v of spec.via) flow = flow.via(v.ref, v.options);
+flow.to(spec.sink.ref, spec.sink.options);
+
+const report = (done: boolean) => {
+  const tmp = `${spec.counters}.tmp`;
+  const body = { counters: p.counters(), deadLettered: dead.entries.length, done };
+  Deno.writeTextFileSync(tmp, JSON.stringify(body));
+  Deno.renameSync(tmp, spec.counters);
+};
+const timer = setInterval(() => report(false), 50);
+try {
+  await p.run();
+} finally {
+  clearInterval(timer);
+  report(true);
+}
