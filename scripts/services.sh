@@ -43,7 +43,9 @@ TIMEOUT="${SLUICE_SERVICES_TIMEOUT:-120}"
 # Full JIT on purpose: -XX:TieredStopAtLevel=1 saved no measurable start time (~2.5 s either way)
 # and would slow the brokers down in benchmarks.
 KAFKA_JVM_OPTS="${SLUICE_KAFKA_JVM_OPTS:--Xms256m -Xmx512m -XX:+UseSerialGC}"
-MONGO_JVM_OPTS="${SLUICE_MONGO_JVM_OPTS:--Xmx1g -XX:+UseSerialGC}"
+# mongo-java-server keeps every written document in its in-memory oplog (change streams need it)
+# until it restarts, so a whole test run needs room to spare.
+MONGO_JVM_OPTS="${SLUICE_MONGO_JVM_OPTS:--Xmx3g -XX:+UseSerialGC}"
 
 say() { printf '%s\n' "$*"; }
 die() {
