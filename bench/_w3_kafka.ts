@@ -19,7 +19,7 @@ export interface BenchEvent {
 }
 
 /** The transform both sides apply: upper-case `type`, add `total`. Closes over nothing. */
-export function enrich(e: BenchEvent): BenchEvent & { total: number } {
+export function transformEvent(e: BenchEvent): BenchEvent & { total: number } {
   return { ...e, type: e.type.toUpperCase(), total: Math.round(e.price * e.qty * 100) / 100 };
 }
 

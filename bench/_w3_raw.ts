@@ -1,9 +1,9 @@
 // The W3 baseline: the plain kafkajs loop a Node developer writes. One consumer in its own group,
-// `eachBatch` → `JSON.parse` → enrich → `JSON.stringify` → one `producer.send` of the whole
+// `eachBatch` → `JSON.parse` → transformEvent → `JSON.stringify` → one `producer.send` of the whole
 // fetched batch (acks -1, kafkajs's default producer) → `resolveOffset` + `heartbeat`; kafkajs
 // auto-commits the resolved offsets after each batch.
 import type { kafkajs } from "../connectors/kafka/_deps.ts";
-import { type BenchEvent, enrich } from "./_w3_kafka.ts";
+import { type BenchEvent, transformEvent } from "./_w3_kafka.ts";
 
 /** Settings of the raw loop. */
 export interface RawOptions {
@@ -63,7 +63,7 @@ export async function rawLoop(kafka: kafkajs.Kafka, o: RawOptions): Promise<RawR
         const messages: kafkajs.Message[] = new Array(batch.messages.length);
         for (let i = 0; i < batch.messages.length; i++) {
           const m = batch.messages[i]!;
-          const value = enrich(JSON.parse(m.value!.toString()) as BenchEvent);
+          const value = transformEvent(JSON.parse(m.value!.toString()) as BenchEvent);
           messages[i] = { key: m.key, value: JSON.stringify(value), timestamp: m.timestamp };
         }
         const t1 = performance.now();

@@ -1,10 +1,10 @@
-// The W3 Sluice side: kafkaSource (decoder "json", its own group) → map(enrich) → kafkaSink, in
+// The W3 Sluice side: kafkaSource (decoder "json", its own group) → map(transformEvent) → kafkaSink, in
 // workers mode, in one of several configurations. The pipeline is stopped once the output topic
 // holds N records (polled with the admin client every 25 ms).
 import { map, pipeline, type RunSummary } from "../mod.ts";
 import { kafkaSink, kafkaSource } from "../connectors/kafka/mod.ts";
 import type { kafkajs } from "../connectors/kafka/_deps.ts";
-import { enrich, waitForOutput } from "./_w3_kafka.ts";
+import { transformEvent, waitForOutput } from "./_w3_kafka.ts";
 
 /** One Sluice configuration of the benchmark. */
 export interface SluiceConfig {
@@ -96,7 +96,7 @@ export async function sluiceRun(
     signals: false,
     defaults: { batchSize: c.batchSize, parallelism: c.parallelism },
   })
-    .from(kafkaSource<Parameters<typeof enrich>[0]>({
+    .from(kafkaSource<Parameters<typeof transformEvent>[0]>({
       brokers,
       topics: o.input,
       groupId: o.groupId,
@@ -105,7 +105,7 @@ export async function sluiceRun(
       maxBytesPerPartition: c.maxBytesPerPartition,
       maxBufferedBatches: c.maxBufferedBatches ?? 4,
     }))
-    .via(map(enrich), { name: "enrich" })
+    .via(map(transformEvent), { name: "transform" })
     .to(
       kafkaSink({
         brokers,

@@ -17,6 +17,7 @@ import { loadavg } from "node:os";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { services } from "../tests/integration/_services.ts";
+import { median } from "./_common.ts";
 import {
   benchKafka,
   checkBroker,
@@ -209,7 +210,6 @@ if (failed) {
   console.error(`W3 FAILED: outputs differ from the expected ${fmt(count)} records:${failed}`);
   Deno.exit(1);
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sides = [...new Set(runs.map((r) => r.side))];
 const bySide = new Map(sides.map((s) => [s, runs.filter((r) => r.side === s)]));
 const rawSteady = median(bySide.get(sides[0]!)!.map((r) => r.steady));
@@ -220,7 +220,8 @@ console.log(
 );
 let best = "";
 let bestRatio = 0;
-for (const side of sides.slice(1)) {
+// Only configurations that keep the baseline's guarantee (acks -1) compete for the goal.
+for (const side of sides.slice(1).filter((s) => !s.includes("not idempotent"))) {
   const ratio = median(bySide.get(side)!.map((r) => r.steady)) / rawSteady;
   if (ratio > bestRatio) [best, bestRatio] = [side, ratio];
 }
@@ -242,7 +243,8 @@ for (const side of sides) {
   );
 }
 console.log(
-  `best Sluice (*): ${bestRatio.toFixed(2)}× the kafkajs loop (goal ≥ 0.9×: ` +
+  `best Sluice (*) with acks -1 like the loop: ${bestRatio.toFixed(2)}× the kafkajs loop ` +
+    `(goal ≥ 0.9×: ` +
     `${bestRatio >= 0.9 ? "met" : "NOT met"})`,
 );
 console.log("\ndetails (last round):");
