@@ -8,3 +8,5 @@ export * from "./file/mod.ts";
 export * from "./stdio/mod.ts";
 export * from "./net/mod.ts";
 export * from "./kafka/mod.ts";
+export * from "./redis/mod.ts";
+export * from "./mongo/mod.ts";

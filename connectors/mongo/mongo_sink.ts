@@ -14,13 +14,7 @@ import {
   type Document,
   loadMongodb,
 } from "../../stores/mongo/_deps.ts";
-import {
-  connectionFields,
-  createClient,
-  isTransient,
-  type MongoConnection,
-  mongoMessage,
-} from "./_client.ts";
+import { connectionFields, createClient, isTransient, mongoMessage } from "./_client.ts";
 import { DocumentError, documentOf, toOperation } from "./_write_ops.ts";
 import { type MongoConnectionOptions, MONGODB_ENV, mongoPermissions } from "./mongo_connection.ts";
 
@@ -59,13 +53,9 @@ export interface MongoSinkOptions extends MongoConnectionOptions {
 }
 
 /** {@linkcode MongoSinkOptions} as validated, with defaults applied. */
-export interface MongoSinkConfig extends MongoConnection {
-  mode: "upsert" | "insert";
-  key: string;
-  update: "replace" | "set";
-  ordered: boolean;
-  writeConcern?: MongoWriteConcern;
-}
+export type MongoSinkConfig =
+  & Omit<Required<MongoSinkOptions>, "writeConcern">
+  & Pick<MongoSinkOptions, "writeConcern">;
 
 const sinkConfig: z.ZodType<MongoSinkConfig, MongoSinkOptions> = z.object({
   ...connectionFields,

@@ -10,7 +10,7 @@ import { parseConfig } from "../../actors/_config.ts";
 import { defineSource, type SourceDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
 import { loadMongodb } from "../../stores/mongo/_deps.ts";
-import { connectionFields, createClient, type MongoConnection } from "./_client.ts";
+import { connectionFields, createClient } from "./_client.ts";
 import { type ChangePosition, ChangeReader } from "./_change_reader.ts";
 import { PositionStore } from "./_positions.ts";
 import { type QueryPosition, QueryReader } from "./_query_reader.ts";
@@ -66,19 +66,9 @@ export interface MongoSourceOptions extends MongoConnectionOptions {
 }
 
 /** {@linkcode MongoSourceOptions} as validated, with defaults applied. */
-export interface MongoSourceConfig extends MongoConnection {
-  field?: string;
-  after?: unknown;
-  batchSize: number;
-  pollMs: number;
-  follow: boolean;
-  filter?: Record<string, unknown>;
-  tsField?: string;
-  resumeId?: string;
-  positionsCollection: string;
-  changeStream: boolean;
-  pipeline: Record<string, unknown>[];
-}
+export type MongoSourceConfig =
+  & Omit<Required<MongoSourceOptions>, "field" | "after" | "filter" | "tsField" | "resumeId">
+  & Pick<MongoSourceOptions, "field" | "after" | "filter" | "tsField" | "resumeId">;
 
 const sourceConfig: z.ZodType<MongoSourceConfig, MongoSourceOptions> = z.object({
   ...connectionFields,
@@ -237,6 +227,7 @@ export function mongoSource<T = MongoDocument>(
   options: MongoSourceOptions & { changeStream: true },
   stageOptions?: StageOptions,
 ): StageRef<never, T | null>;
+/** {@linkcode mongoSource} reading by `field`: documents are never `null`. */
 export function mongoSource<T = MongoDocument>(
   options: MongoSourceOptions,
   stageOptions?: StageOptions,

@@ -9,13 +9,7 @@ import { RetriableError } from "../../actors/errors.ts";
 import type { StreamRecord } from "../../actors/record.ts";
 import { defineSink, type SinkDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
-import {
-  connectionFields,
-  createRedis,
-  isTransient,
-  type RedisConnection,
-  redisMessage,
-} from "./_client.ts";
+import { connectionFields, createRedis, isTransient, redisMessage } from "./_client.ts";
 import { encodeRecord } from "./_entries.ts";
 import { type RedisConnectionOptions, redisPermissions } from "./redis_connection.ts";
 
@@ -30,11 +24,9 @@ export interface RedisStreamSinkOptions extends RedisConnectionOptions {
 }
 
 /** {@linkcode RedisStreamSinkOptions} as validated, with defaults applied. */
-export interface RedisStreamSinkConfig extends RedisConnection {
-  stream: string;
-  maxLen?: number;
-  approximate: boolean;
-}
+export type RedisStreamSinkConfig =
+  & Omit<Required<RedisStreamSinkOptions>, "maxLen">
+  & Pick<RedisStreamSinkOptions, "maxLen">;
 
 const sinkConfig: z.ZodType<RedisStreamSinkConfig, RedisStreamSinkOptions> = z.object({
   ...connectionFields,

@@ -8,7 +8,7 @@ import { z } from "../../actors/_deps.ts";
 import { parseConfig } from "../../actors/_config.ts";
 import { defineSource, type SourceDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
-import { connectionFields, createRedis, type RedisConnection } from "./_client.ts";
+import { connectionFields, createRedis } from "./_client.ts";
 import { type StreamPosition, StreamReader } from "./_stream_reader.ts";
 import { type RedisConnectionOptions, redisPermissions } from "./redis_connection.ts";
 
@@ -40,15 +40,9 @@ export interface RedisStreamSourceOptions extends RedisConnectionOptions {
 }
 
 /** {@linkcode RedisStreamSourceOptions} as validated, with defaults applied. */
-export interface RedisStreamSourceConfig extends RedisConnection {
-  stream: string;
-  group: string;
-  consumer?: string;
-  start: string;
-  count: number;
-  blockMs: number;
-  claimIdleMs?: number;
-}
+export type RedisStreamSourceConfig =
+  & Omit<Required<RedisStreamSourceOptions>, "consumer" | "claimIdleMs">
+  & Pick<RedisStreamSourceOptions, "consumer" | "claimIdleMs">;
 
 const sourceConfig: z.ZodType<RedisStreamSourceConfig, RedisStreamSourceOptions> = z.object({
   ...connectionFields,
