@@ -86,9 +86,10 @@ const MiB = 1024 * 1024;
 export function storeConformance(name: string, options: StoreConformanceOptions): void {
   const { supports } = options;
   const test = (behaviour: string, fn: (c: Ctx) => Promise<void>, enabled = true) => {
+    // A capability the backend does not have (a size limit, compression, reopening) has no test.
+    if (!enabled) return;
     Deno.test({
       name: `${name} conforms: ${behaviour}`,
-      ignore: !enabled,
       async fn() {
         const fixture = await options.fixture();
         const opened: Store[] = [];
