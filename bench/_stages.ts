@@ -102,3 +102,28 @@ export const crashOnce = defineProcessor({
     };
   },
 });
+
+/**
+ * Counts what `enrich` emitted — records, cache hits and misses (from the `cache` header), records
+ * without their `product` — and writes the counts, as JSON, to `path` at the end of input.
+ */
+export const enrichCount = defineSink({
+  name: "enrichCount",
+  config: z.object({ path: z.string() }).strict(),
+  open({ path }) {
+    const counts = { records: 0, hits: 0, misses: 0, withoutProduct: 0 };
+    return {
+      write(records: StreamRecord<{ product?: unknown }>[]) {
+        for (const r of records) {
+          counts.records++;
+          if (r.headers?.cache === "hit") counts.hits++;
+          else if (r.headers?.cache === "miss") counts.misses++;
+          if (r.value.product == null) counts.withoutProduct++;
+        }
+      },
+      flush() {
+        Deno.writeTextFileSync(path, JSON.stringify(counts));
+      },
+    };
+  },
+});
