@@ -210,9 +210,9 @@ async function enrichBench(): Promise<void> {
         `Sluice ${rate(sluiceSeconds)} rec/s at a ${
           (hitRate * 100).toFixed(1)
         } % cache hit rate | ` +
-        `per-record GET loop ${rate(perRecord)} rec/s (${
+        `per-record GET loop ${rate(perRecord)} rec/s, ratio ${
           (perRecord / sluiceSeconds).toFixed(1)
-        }×) | ` +
+        }× | ` +
         `in-process cached loop ${rate(cached)} rec/s, ratio ${
           (cached / sluiceSeconds).toFixed(2)
         }×`,
