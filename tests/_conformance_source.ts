@@ -19,9 +19,12 @@ import { socketsTo } from "./_conformance_os.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The complete lines the gated sink has written so far (it may be writing the last one now). */
 async function gateLines(dir: string): Promise<GateLine[]> {
   const text = await Deno.readTextFile(`${dir}/out.ndjson`).catch(() => "");
-  return text.split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l));
+  const lines = text.split("\n");
+  lines.pop(); // "" after the final newline, or a line still being written
+  return lines.filter((l) => l.length > 0).map((l) => JSON.parse(l));
 }
 
 /** The numbers below `n` missing from `ids`. */
