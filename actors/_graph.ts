@@ -108,7 +108,13 @@ function resolve(
   const where = `Cannot configure stage "${node.name}"`;
   checkOptions(stageOptionsSchema, node.ref.options, where);
   checkOptions(stageOptionsSchema, node.options, where);
-  const o = { ...DEFAULTS, ...defaults, ...node.ref.options, ...node.options };
+  // An option passed as `undefined` is not set: it must not hide the default under it.
+  const o = {
+    ...DEFAULTS,
+    ...defined(defaults),
+    ...defined(node.ref.options),
+    ...defined(node.options),
+  };
   if (o.parallelism > partitions) {
     throw new ConfigError(
       `${where}: options.parallelism: must be an integer within 1..${partitions}`,
@@ -120,6 +126,11 @@ function resolve(
     permissions: o.permissions ?? def.permissions ?? "none",
     stateful: def.stateful ?? false,
   };
+}
+
+/** The options that are set: keys whose value is `undefined` are left out. */
+function defined(options: StageOptions | undefined): StageOptions {
+  return Object.fromEntries(Object.entries(options ?? {}).filter(([, v]) => v !== undefined));
 }
 
 /** Validates every node and fuses chains: the whole plan, before any worker starts. */
