@@ -158,6 +158,16 @@ abstract class Op implements Downstream {
   abstract flush(): Promise<void>;
   abstract close(): Promise<void>;
 
+  /**
+   * Waits before the retry of a failed attempt. Once the stage is stopped it throws `error`
+   * instead: the batch stays unacked, to be replayed to the next incarnation.
+   */
+  protected async pause(attempt: number, error: unknown): Promise<void> {
+    const signal = this.services.signal;
+    if (!signal.aborted) await backoff(attempt, signal);
+    if (signal.aborted) throw new HookFailure(this.spec.stage, error);
+  }
+
   /** Moves side outputs and dead letters requested by a hook to the task, tied to `token`. */
   protected settle(token: Token, failed: [StreamRecord<unknown>, ErrorInfo, number][] = []): void {
     const dead: DeadLetter[] = failed.map(([record, error, attempts]) =>
@@ -379,15 +389,11 @@ export class SinkOp extends Op {
       } catch (error) {
         attempt++;
         this.counters.failed++;
+        if (isRetriable(error) || attempt <= this.spec.maxRetries) {
+          await this.pause(attempt, error);
+          continue;
+        }
         if (this.services.signal.aborted) throw new HookFailure(this.spec.stage, error);
-        if ((error as { code?: string }).code === "E_RETRIABLE") {
-          await backoff(attempt);
-          continue;
-        }
-        if (attempt <= this.spec.maxRetries) {
-          await backoff(attempt);
-          continue;
-        }
         // Isolate the bad records: write one by one, dead-letter those that still fail.
         for (const record of records) {
           try {
@@ -416,8 +422,27 @@ export class SinkOp extends Op {
   }
 }
 
-/** Exponential backoff with full jitter, capped at 5 s. */
-export function backoff(attempt: number, baseMs = 20, maxMs = 5000): Promise<void> {
+/** Whether an error is a transient fault (`RetriableError`; it crosses workers as a code). */
+export function isRetriable(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "E_RETRIABLE";
+}
+
+/** Exponential backoff with jitter (half to all of the ceiling), capped at 5 s; ends on abort. */
+export function backoff(
+  attempt: number,
+  signal?: AbortSignal,
+  baseMs = 20,
+  maxMs = 5000,
+): Promise<void> {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20));
-  return new Promise((resolve) => setTimeout(resolve, ceiling / 2 + Math.random() * ceiling / 2));
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ceiling / 2 + Math.random() * ceiling / 2);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

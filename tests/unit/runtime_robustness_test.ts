@@ -3,7 +3,14 @@
 // it, and options passed as `undefined` keep their defaults. Tests that check for leaks turn the
 // resource and op sanitizers on (they are off by default).
 import assert from "node:assert/strict";
-import { collect, fromArray, pipeline, stage, type StreamRecord } from "../../mod.ts";
+import {
+  collect,
+  fromArray,
+  pipeline,
+  PipelineError,
+  stage,
+  type StreamRecord,
+} from "../../mod.ts";
 
 const fixtures = new URL("./fixtures/robustness_stages.ts", import.meta.url);
 // Fixture stages pass records through untyped: their output fits whatever the test collects.
@@ -20,6 +27,11 @@ function input(count: number): StreamRecord<Ev>[] {
   return Array.from({ length: count }, (_, id) => ({ value: { id }, ts: id }));
 }
 
+async function lines(path: string): Promise<string[]> {
+  const text = await Deno.readTextFile(path).catch(() => "");
+  return text.split("\n").filter(Boolean);
+}
+
 function assertAllOnce(got: number[], count: number): void {
   const distinct = new Set(got);
   assert.equal(
@@ -34,6 +46,43 @@ function assertAllOnce(got: number[], count: number): void {
 function settle<T>(running: Promise<T>): Promise<T | Error> {
   return running.catch((e: Error) => e);
 }
+
+const leakChecked = { sanitizeResources: true, sanitizeOps: true };
+
+Deno.test({
+  name: "SinkOp.run() stops retrying a RetriableError once stop() is forced; nothing is acked",
+  ...leakChecked,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const acks = `${dir}/acks`, writes = `${dir}/writes`;
+    const stopTimeoutMs = 300;
+    const p = pipeline({ mode: "inline", signals: false, stopTimeoutMs });
+    p.from(
+      ref("ackingSource", { count: 100, perPull: 50, log: acks }, "source"),
+    )
+      .to(ref("downSink", { log: writes }, "sink"), { fuse: false });
+    const running = settle(p.run());
+    // Long enough for the backoff to grow past the stop timeout.
+    await new Promise((r) => setTimeout(r, 1500));
+    const stopping = Date.now();
+    await p.stop();
+    const took = Date.now() - stopping;
+    const result = await running;
+    assert.ok(result instanceof PipelineError, String(result));
+    assert.match(result.message, /forced/);
+    assert.ok(took < stopTimeoutMs + 200, `stop() took ${took} ms`);
+    const attempts = (await lines(writes)).length;
+    assert.ok(attempts > 1, `${attempts} write attempts`);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(
+      (await lines(writes)).length,
+      attempts,
+      "the sink still retries after the stop",
+    );
+    assert.deepEqual(await lines(acks), []);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
 
 Deno.test("Pipeline.run() keeps the defaults of stage options passed as undefined", async () => {
   const out = collect<Ev>();
