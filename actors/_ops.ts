@@ -268,7 +268,19 @@ export class ProcessorOp extends Op {
     const started = performance.now();
     this.counters.in += records.length;
     const before = this.#hooks.beforeBatch;
-    if (before) await guard(this.spec.stage, () => before.call(this.#hooks, records, this.ctx));
+    // A transient fault (a lookup store down) is retried for as long as it lasts, holding the
+    // batch (and so backpressure); any other throw fails the instance.
+    for (let attempt = 1; before; attempt++) {
+      try {
+        await before.call(this.#hooks, records, this.ctx);
+        break;
+      } catch (error) {
+        if (!isRetriable(error)) throw new HookFailure(this.spec.stage, error);
+        this.ctx.out.length = 0;
+        this.counters.failed++;
+        await this.pause(attempt, error);
+      }
+    }
     const out: StreamRecord<unknown>[] = [];
     const failed: [StreamRecord<unknown>, ErrorInfo, number][] = [];
     const ctx = this.ctx;
@@ -277,7 +289,8 @@ export class ProcessorOp extends Op {
       const record = records[i]!;
       // A long batch still beats: a slow but live stage is not mistaken for a hung one.
       if ((i & 255) === 255) this.services.beat();
-      for (let attempt = 1;; attempt++) {
+      // `attempt` counts failures towards maxRetries, `transient` the faults retried beside them.
+      for (let attempt = 1, transient = 0;; attempt++) {
         try {
           let result = hooks.process(record, ctx);
           if (isThenable(result)) result = await result;
@@ -293,6 +306,11 @@ export class ProcessorOp extends Op {
         } catch (error) {
           ctx.out.length = 0;
           this.counters.failed++;
+          if (isRetriable(error)) {
+            await this.pause(++transient, error);
+            attempt--;
+            continue;
+          }
           if (attempt > this.spec.maxRetries) {
             failed.push([record, toErrorInfo(error), attempt]);
             break;

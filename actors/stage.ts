@@ -95,11 +95,17 @@ export interface SourceInstance<T> {
  * processed one by one so that a bad record can be isolated, retried and dead-lettered.
  */
 export interface ProcessorInstance<I, O> {
-  /** Optional batch preparation (e.g. batched lookups) before `process` sees each record. */
+  /**
+   * Optional batch preparation (e.g. batched lookups) before `process` sees each record. A
+   * {@linkcode RetriableError} (lookup store down) is retried with backoff for as long as it takes,
+   * holding the batch and so the pipeline; any other throw restarts the instance.
+   */
   beforeBatch?(records: StreamRecord<I>[], ctx: StageContext<O>): void | Promise<void>;
   /**
    * Handles one record: return a record, an array of records, or nothing (and/or call
-   * `ctx.emit`). A throw marks the record failed: it is retried, then dead-lettered.
+   * `ctx.emit`). A throw marks the record failed: it is retried `maxRetries` times, then
+   * dead-lettered. A {@linkcode RetriableError} is a transient fault instead: the record is
+   * retried with backoff for as long as it takes, without counting against `maxRetries`.
    */
   process(
     record: StreamRecord<I>,

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import {
   collect,
   fromArray,
+  memoryDeadLetters,
   pipeline,
   PipelineError,
   stage,
@@ -83,6 +84,39 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   },
 });
+
+for (const hook of ["beforeBatch", "process"] as const) {
+  for (const mode of ["inline", "workers"] as const) {
+    Deno.test(`ProcessorOp retries a RetriableError from ${hook}() until the store is back (${mode})`, async () => {
+      const dead = memoryDeadLetters();
+      const out = collect<Ev>();
+      const summary = await pipeline({
+        mode,
+        signals: false,
+        deadLetter: dead,
+        defaults: { batchSize: 100 },
+      })
+        .from(fromArray(input(1000)))
+        .via(ref("lookup", { hook, downMs: 300 }), {
+          fuse: false,
+          maxRetries: 2,
+        })
+        .to(out.sink)
+        .run();
+      const got = (await out.values()).map((v) => v.id);
+      assert.equal(got.length, 1000, "every record arrives once");
+      assertAllOnce(got, 1000);
+      assert.deepEqual(dead.entries, []);
+      assert.equal(summary.stages.lookup?.restarts, 0);
+      assert.deepEqual(summary.failures, []);
+      assert.ok(
+        (summary.stages.lookup?.failed ?? 0) > 2,
+        "the faults are counted",
+      );
+      await out.clear();
+    });
+  }
+}
 
 Deno.test("Pipeline.run() keeps the defaults of stage options passed as undefined", async () => {
   const out = collect<Ev>();
