@@ -325,7 +325,13 @@ export class Task {
     this.#ops.push(...ops);
     this.#head = next;
     if (init.restore) await this.#restore(init.restore);
-    for (const input of init.inputs) this.#addInput(input);
+    for (const input of init.inputs) {
+      // An upstream restarted while this task was opening: its new channel is connected already
+      // (`connectIn`), and the one from init leads to the dead incarnation.
+      const newer = this.#inputs.some((i) => i.edge === input.edge && i.from === input.from);
+      if (newer) input.port.close();
+      else this.#addInput(input);
+    }
     this.#timers.push(setInterval(() => this.#heartbeat(), init.heartbeatMs));
     const tickMs = Math.min(...init.chain.map((s) => s.tickMs));
     if (ops.some((op) => op instanceof ProcessorOp && op.hasTick) || init.inputs.length > 0) {

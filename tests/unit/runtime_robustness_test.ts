@@ -50,6 +50,32 @@ function settle<T>(running: Promise<T>): Promise<T | Error> {
 
 const leakChecked = { sanitizeResources: true, sanitizeOps: true };
 
+Deno.test("Task connects a restarted upstream that it heard of while it was still opening", async () => {
+  const dir = await Deno.makeTempDir();
+  const log = `${dir}/log`;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const p = pipeline({ mode: "inline", signals: false, stopTimeoutMs: 100 });
+  // The holder fails on the first batch and is replaced while the sink still opens: the sink must
+  // take its input from the replacement, not wait for the end of the dead incarnation's channel.
+  p.from(fromArray(input(100)))
+    .via(ref("holder", { failAt: 0, marker: `${dir}/marker` }), { fuse: false })
+    .to(ref("slowOpenSink", { delayMs: 300, log }, "sink"));
+  const running = settle(p.run());
+  const late = new Promise<"timed out">((r) => timer = setTimeout(() => r("timed out"), 5000));
+  const result = await Promise.race([running, late]);
+  clearTimeout(timer);
+  if (result === "timed out") {
+    await p.stop();
+    await running;
+  }
+  if (result instanceof Error || result === "timed out") {
+    throw new Error(`run(): ${result}`);
+  }
+  assert.equal(result.stages.holder?.restarts, 1);
+  assertAllOnce((await lines(log)).map(Number), 100);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test({
   name: "SinkOp.run() stops retrying a RetriableError once stop() is forced; nothing is acked",
   ...leakChecked,
