@@ -1,13 +1,35 @@
 // Hosting of one task: a module Web Worker with least permissions, or inline on the main thread.
 import type { StagePermissions } from "./stage.ts";
 import type { FromTask, StageSpec, ToTask } from "./_protocol.ts";
-import { Task } from "./_task.ts";
+import { CLOSE_TIMEOUT_MS, Task } from "./_task.ts";
 import { SluiceError } from "./errors.ts";
 
 /** A running task as the supervisor sees it. */
 export interface TaskHost {
   post(message: ToTask, transfer?: Transferable[]): void;
-  terminate(): void;
+  /**
+   * Kills the task: it stops at once and closes its stages (bounded by `CLOSE_TIMEOUT_MS`), then
+   * its worker ends. Resolves then, or after {@linkcode KILL_GRACE_MS} at the latest.
+   */
+  terminate(): Promise<void>;
+  /** Ends the task's worker at once, no hook called: for a worker that is hung or gone. */
+  abort(): void;
+}
+
+/** How long a killed task may take to close its stages before its worker is ended anyway. */
+export const KILL_GRACE_MS = CLOSE_TIMEOUT_MS + 500;
+
+/** Waits for `closed` after `kill`, at most {@linkcode KILL_GRACE_MS}; `closed()` ends the wait. */
+function killWaiter(): { ended: Promise<void>; closed: () => void } {
+  let closed!: () => void;
+  const ended = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, KILL_GRACE_MS);
+    closed = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+  return { ended, closed };
 }
 
 const RUNTIME_ROOT = new URL("../", import.meta.url);
@@ -76,15 +98,31 @@ export function workerHost(
     name,
     deno: { permissions: workerPermissions(chain) },
   } as WorkerOptions);
-  worker.onmessage = (e: MessageEvent<FromTask>) => onMessage(e.data);
+  let kill: ReturnType<typeof killWaiter> | undefined;
+  worker.onmessage = (e: MessageEvent<FromTask>) => {
+    if (e.data.t === "closed") kill?.closed();
+    else onMessage(e.data);
+  };
   worker.onerror = (e: ErrorEvent) => {
     e.preventDefault();
     onCrash(e.message || "worker failed");
   };
   worker.onmessageerror = () => onCrash("a message could not be deserialised");
+  let ended: Promise<void> | undefined;
   return {
     post: (message, transfer = []) => worker.postMessage(message, transfer),
-    terminate: () => worker.terminate(),
+    terminate: () => {
+      if (ended) return ended;
+      kill = killWaiter();
+      worker.postMessage({ t: "kill" } satisfies ToTask);
+      ended = kill.ended.then(() => worker.terminate());
+      return ended;
+    },
+    abort: () => {
+      worker.terminate();
+      kill?.closed();
+      ended ??= Promise.resolve();
+    },
   };
 }
 
@@ -94,14 +132,32 @@ export function inlineHost(onMessage: (m: FromTask) => void): TaskHost {
   const task = new Task({
     postMessage: (message, transfer = []) => channel.port1.postMessage(message, transfer),
   });
+  let kill: ReturnType<typeof killWaiter> | undefined;
   channel.port1.onmessage = (e: MessageEvent<ToTask>) => task.handle(e.data);
-  channel.port2.onmessage = (e: MessageEvent<FromTask>) => onMessage(e.data);
+  channel.port2.onmessage = (e: MessageEvent<FromTask>) => {
+    if (e.data.t === "closed") kill?.closed();
+    else onMessage(e.data);
+  };
+  const end = () => {
+    channel.port1.close();
+    channel.port2.close();
+  };
+  let ended: Promise<void> | undefined;
   return {
     post: (message, transfer = []) => channel.port2.postMessage(message, transfer),
+    // The task stops at once; the control channel stays open until it reported its stages closed.
     terminate: () => {
-      task.kill();
-      channel.port1.close();
-      channel.port2.close();
+      if (ended) return ended;
+      kill = killWaiter();
+      void task.kill();
+      ended = kill.ended.then(end);
+      return ended;
+    },
+    abort: () => {
+      void task.kill();
+      end();
+      kill?.closed();
+      ended ??= Promise.resolve();
     },
   };
 }

@@ -151,6 +151,7 @@ export type ToTask =
   | { t: "retire"; id: number }
   | { t: "stop" }
   | { t: "start" }
+  /** Stop at once: the task closes its stages (bounded) and answers `closed`. */
   | { t: "kill" }
   | { t: "dlqAck"; id: number; error?: ErrorInfo };
 
@@ -176,7 +177,11 @@ export type FromTask =
     /** For a checkpoint: the input batches it holds, as `[edge, from, sender, seq]`. */
     covered?: [string, number, number, number][];
   }
-  | { t: "done"; counters: Record<string, StageCounters> };
+  | { t: "done"; counters: Record<string, StageCounters> }
+  /** A stage's `close()` threw or hung after a kill or failure: reported, nothing restarts. */
+  | { t: "closeError"; stage: string; error: ErrorInfo }
+  /** Answer to `kill`: every stage was closed (or given up on); the host may end now. */
+  | { t: "closed" };
 
 /** Data plane, sender → receiver. */
 export type ToReceiver =

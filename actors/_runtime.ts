@@ -53,6 +53,8 @@ interface Instance {
   checkpointing?: Promise<void>;
   /** A checkpoint being written to the backend; a restart waits for it (see `#checkpoint`). */
   storing?: Promise<void>;
+  /** Set once the host is told to end: resolves when its stages are closed and it is gone. */
+  ended?: Promise<void>;
   again?: boolean;
 }
 
@@ -62,7 +64,10 @@ export interface RunSummary {
   stages: Record<string, StageCounters & { restarts: number }>;
   /** Restart latencies (failure detected → replacement ready), in ms. */
   restartLatencies: number[];
-  /** Every failure the supervisors handled, in order. */
+  /**
+   * Every failure the supervisors handled, in order; also a `close()` that threw or hung after
+   * its instance was killed or failed (these restart nothing).
+   */
   failures: { stage: string; instance: number; code: string; message: string; at: number }[];
 }
 
@@ -87,6 +92,8 @@ export class Runtime {
   #resolve!: (s: RunSummary) => void;
   #reject!: (e: Error) => void;
   #ended = false;
+  /** Resolves once every instance has ended after the run did (stages closed, workers gone). */
+  #finished: Promise<void> | undefined;
   #stopping = false;
   #busy: Promise<unknown> = Promise.resolve();
   #onSignal = () => void this.stop();
@@ -341,7 +348,10 @@ export class Runtime {
         `${g.id}#${index}`,
         g.specs,
         onMessage,
-        (msg) => this.#failure(inst, "E_WORKER", msg, g.specs[0]!.stage),
+        (msg) => {
+          inst.host.abort(); // the worker is gone: nothing left to close
+          this.#failure(inst, "E_WORKER", msg, g.specs[0]!.stage);
+        },
       )
       : inlineHost(onMessage);
     const list = this.#instances.get(g)!;
@@ -370,7 +380,13 @@ export class Runtime {
   }
 
   #onMessage(inst: Instance, m: FromTask): void {
-    if (inst.dead) return;
+    if (m.t === "closeError") {
+      const { code, message } = m.error;
+      this.#failures.push({ stage: m.stage, instance: inst.index, code, message, at: Date.now() });
+      return;
+    }
+    // A killed task may still talk while it closes its stages: not to be heard any more.
+    if (inst.dead || this.#ended) return;
     switch (m.t) {
       case "ready":
         inst.ready = true;
@@ -420,6 +436,7 @@ export class Runtime {
       for (const inst of list) {
         if (!inst || inst.dead || inst.done) continue;
         if (inst.ready && now - inst.lastHb > 2 * this.#o.heartbeatMs) {
+          inst.host.abort(); // hung: it would not close its stages anyway
           this.#failure(
             inst,
             "E_HEARTBEAT",
@@ -427,6 +444,7 @@ export class Runtime {
             inst.group.specs[0]!.stage,
           );
         } else if (!inst.ready && now - inst.startedAt > this.#o.startTimeoutMs) {
+          inst.host.abort();
           this.#failure(
             inst,
             "E_START",
@@ -443,7 +461,7 @@ export class Runtime {
     const g = inst.group;
     const now = Date.now();
     inst.dead = true;
-    inst.host.terminate();
+    this.#end(inst);
     this.#remember(inst);
     this.#failures.push({ stage, instance: inst.index, code, message, at: now });
     const times = (this.#restartTimes.get(g) ?? []).filter((t) => now - t < g.options.withinMs);
@@ -468,7 +486,7 @@ export class Runtime {
     for (const v of victims) {
       if (!v.dead) {
         v.dead = true;
-        v.host.terminate();
+        this.#end(v);
         this.#remember(v);
       }
     }
@@ -477,6 +495,10 @@ export class Runtime {
       if (this.#ended) return;
       try {
         for (const v of victims) {
+          // The old incarnation's stages are closed first (bounded): a replacement that opens the
+          // same resources (ports, locks, consumer group seats) does not race them.
+          await v.ended;
+          if (this.#ended) return;
           // A stateful instance comes back with its last checkpoint; unacked input is replayed.
           // A checkpoint it was writing when it died is part of it (its input is acked).
           await v.storing?.catch(() => {});
@@ -526,17 +548,22 @@ export class Runtime {
     for (const list of this.#instances.values()) {
       for (const inst of list) if (inst && !inst.dead && !inst.done) return;
     }
-    this.#finish();
-    this.#resolve(this.summary());
+    void this.#finish().then(() => this.#resolve(this.summary()));
   }
 
   #fail(error: Error): void {
     if (this.#ended) return;
-    this.#finish();
-    this.#reject(error);
+    void this.#finish().then(() => this.#reject(error));
   }
 
-  #finish(): void {
+  /** Tells an instance's host to end (closing its stages first, bounded), once. */
+  #end(inst: Instance): Promise<void> {
+    inst.ended ??= inst.host.terminate();
+    return inst.ended;
+  }
+
+  /** Ends every instance; resolves once all are gone, each after closing its stages (bounded). */
+  #finish(): Promise<void> {
     this.#ended = true;
     clearInterval(this.#monitor);
     clearInterval(this.#checkpointTimer);
@@ -544,13 +571,17 @@ export class Runtime {
       for (const inst of list) {
         if (!inst) continue;
         if (!inst.dead) this.#remember(inst);
-        inst.host.terminate();
+        this.#end(inst);
       }
     }
     if (this.#o.signals) {
       Deno.removeSignalListener("SIGINT", this.#onSignal);
       Deno.removeSignalListener("SIGTERM", this.#onSignal);
     }
+    // Every incarnation, also those replaced or retired earlier that may still be closing.
+    const all = [...this.#byId.values()].map((inst) => inst.ended);
+    this.#finished = Promise.all(all).then(() => {});
+    return this.#finished;
   }
 
   /** Counters per stage, per instance, as last reported (restarted incarnations added up). */
@@ -581,9 +612,13 @@ export class Runtime {
     return { stages, restartLatencies: [...this.#latencies], failures: [...this.#failures] };
   }
 
-  /** Sources stop, in-flight records drain; after `stopTimeoutMs` everything is terminated. */
+  /**
+   * Sources stop, in-flight records drain; after `stopTimeoutMs` everything is killed (stages
+   * closed, bounded). Resolves once every instance has ended.
+   */
   async stop(): Promise<void> {
-    if (this.#ended || this.#stopping) return;
+    if (this.#ended) return await this.#finished;
+    if (this.#stopping) return;
     this.#stopping = true;
     for (const g of this.#plan.groups) {
       if (g.specs[0]!.kind !== "source") continue;
@@ -598,6 +633,7 @@ export class Runtime {
         ),
       );
     }
+    await this.#finished;
   }
 
   /** Changes a stage's parallelism while records flow, moving keyed state with its partitions. */
@@ -679,7 +715,7 @@ export class Runtime {
         await this.#request(inst, { t: "retire", id: ++this.#reqId });
         inst.dead = true;
         this.#remember(inst);
-        inst.host.terminate();
+        this.#end(inst);
       }
       for (const e of outs) {
         for (const d of this.#live(e.to)) d.host.post({ t: "dropIn", edge: e.id, from: i });

@@ -34,6 +34,7 @@ export class Sender {
   #sentWatermark = -Infinity;
   #wmPending = false;
   #ended = false;
+  #closed = false;
   /** Count of records sent (not counting replays). */
   sent = 0;
 
@@ -86,6 +87,8 @@ export class Sender {
 
   /** Adds a record to the open batch; the token is held until the batch carrying it is acked. */
   push(record: StreamRecord<unknown>, token: Token): void {
+    // A killed task's hooks may still finish: what they emit goes nowhere (its input is replayed).
+    if (this.#closed) return;
     // A watermark waits at the end of the open batch: later records go into the next batch.
     if (this.#wmPending) this.seal();
     this.#open.push(record);
@@ -203,6 +206,7 @@ export class Sender {
 
   /** Stops listening and closes the port. */
   close(): void {
+    this.#closed = true;
     if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
     this.#port.onmessage = null;
     this.#port.close();

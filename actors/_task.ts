@@ -3,7 +3,7 @@
 // output over its channels and answers the supervisor's control messages.
 import type { StreamRecord } from "./record.ts";
 import type { SourceBatch, SourceInstance, StageDefinition } from "./stage.ts";
-import { toErrorInfo } from "./errors.ts";
+import { type ErrorInfo, toErrorInfo } from "./errors.ts";
 import { parseConfig } from "./_config.ts";
 import type {
   DeadLetter,
@@ -73,6 +73,9 @@ async function loadDefinition(module: string, name: string): Promise<StageDefini
 /** Error codes that no restart can cure when a stage fails to open. */
 const FATAL_AT_START = new Set(["E_CONFIG", "E_UNSTABLE", "NotCapable", "PermissionDenied"]);
 
+/** How long a killed or failed task waits for its stages' `close()` hooks before giving up. */
+export const CLOSE_TIMEOUT_MS = 1000;
+
 /** Runs one task until it is done, fails or is stopped. */
 export class Task {
   readonly #control: ControlPort;
@@ -111,6 +114,11 @@ export class Task {
   readonly #deferred: (() => void)[] = [];
   #go!: () => void;
   readonly #started = new Promise<void>((resolve) => this.#go = resolve);
+  /** Stages whose `close()` was called: each is called once, whichever path comes first. */
+  readonly #closed = new Set<string>();
+  /** The bounded close of what is left open, once a kill or failure started it. */
+  #releasing: Promise<void> | undefined;
+  #killing: Promise<void> | undefined;
 
   constructor(control: ControlPort) {
     this.#control = control;
@@ -234,7 +242,7 @@ export class Task {
         this.#go();
         break;
       case "kill":
-        this.kill();
+        void this.kill();
         break;
       case "stop":
         if (!this.#source || this.#sourceDone) break;
@@ -299,7 +307,8 @@ export class Task {
     // Build the chain back to front so each op knows its successor.
     let next: Downstream = outputs;
     const defs = await Promise.all(init.chain.map((s) => loadDefinition(s.module, s.export)));
-    const ops: (ProcessorOp | SinkOp)[] = [];
+    // Each op is registered as soon as it is open, so that a failure or kill closes it.
+    const ops = this.#ops;
     for (let i = init.chain.length - 1; i >= 0; i--) {
       const spec = init.chain[i]!;
       const def = defs[i]!;
@@ -322,7 +331,11 @@ export class Task {
         next = op;
       }
     }
-    this.#ops.push(...ops);
+    // Killed while opening: what opened since is closed too, and the input channels.
+    if (this.#failed) {
+      for (const input of init.inputs) input.port.close();
+      return void this.#release();
+    }
     this.#head = next;
     if (init.restore) await this.#restore(init.restore);
     for (const input of init.inputs) {
@@ -614,13 +627,55 @@ export class Task {
     this.#post({ t: "done", counters: this.#counters() });
   }
 
+  /** Closes every stage, in chain order (a throw fails the task), then the channels. */
   async #close(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
-    const stage = this.#init.chain[0]!.stage;
-    if (this.#source) await guard(stage, () => this.#source!.close?.(this.#sourceCtx!));
-    for (const op of this.#ops) await guard(op.spec.stage, () => op.close());
+    for (const [stage, close] of this.#unclosed()) await guard(stage, close);
     for (const i of this.#inputs) i.port.close();
     for (const o of this.#outputs) o.close();
+  }
+
+  /** The `close()` of each stage not closed yet, in chain order, marked closed as it is taken. */
+  *#unclosed(): Generator<[stage: string, close: () => unknown]> {
+    const all: [string, () => unknown][] = [];
+    const source = this.#source;
+    if (source) all.push([this.#init.chain[0]!.stage, () => source.close?.(this.#sourceCtx!)]);
+    for (const op of this.#ops) all.push([op.spec.stage, () => op.close()]);
+    for (const [stage, close] of all) {
+      if (this.#closed.has(stage)) continue;
+      this.#closed.add(stage);
+      yield [stage, close];
+    }
+  }
+
+  /**
+   * After a kill or failure: calls `close()` of every stage not closed yet, all at once, and waits
+   * at most {@linkcode CLOSE_TIMEOUT_MS} for them (a hung hook is given up on, never called
+   * again). What they throw, or that they hang, is reported to the supervisor.
+   */
+  async #release(): Promise<void> {
+    const closers = [...this.#unclosed()];
+    if (closers.length === 0) return;
+    const errors: [string, ErrorInfo][] = [];
+    const running = new Set(closers.map(([stage]) => stage));
+    const closing = Promise.all(
+      closers.map(([stage, close]) =>
+        guard(stage, close).catch((e: HookFailure) => errors.push([stage, toErrorInfo(e.cause)]))
+          .finally(() => running.delete(stage))
+      ),
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_TIMEOUT_MS));
+    await Promise.race([closing, late]);
+    clearTimeout(timer);
+    for (const stage of running) {
+      const message = `close() is still running after ${CLOSE_TIMEOUT_MS} ms`;
+      errors.push([stage, { code: "E_CLOSE_TIMEOUT", message }]);
+    }
+    for (const [stage, error] of errors) {
+      const message = `Cannot close stage "${stage}": ${error.message}`;
+      this.#post({ t: "closeError", stage, error: { ...error, message } });
+    }
   }
 
   #counters(): Record<string, StageCounters> {
@@ -640,8 +695,13 @@ export class Task {
     this.#post({ t: "hb", counters: this.#counters(), watermark: this.#watermark });
   }
 
-  /** Stops everything at once, without hooks (the supervisor replaces this task). */
-  kill(): void {
+  /**
+   * Stops everything at once (the supervisor replaces this task or ends the pipeline): no more
+   * records, the stages' signal aborted, channels closed. Then the stages still open are closed,
+   * bounded by {@linkcode CLOSE_TIMEOUT_MS}, and `closed` is posted; the returned promise
+   * resolves then.
+   */
+  kill(): Promise<void> {
     this.#failed = true;
     this.#kill.abort();
     this.#pullStop.abort();
@@ -649,6 +709,9 @@ export class Task {
     for (const i of this.#inputs) i.port.close();
     for (const o of this.#outputs) o.close();
     this.#wake?.();
+    this.#releasing ??= this.#release();
+    this.#killing ??= this.#releasing.then(() => this.#post({ t: "closed" }));
+    return this.#killing;
   }
 
   #fail(error: unknown, starting = false): void {
@@ -662,5 +725,7 @@ export class Task {
     // A bad config, a missing permission or flag will fail the same way on every restart.
     const fatal = starting && FATAL_AT_START.has(error_.code);
     this.#post({ t: "error", error: error_, stage, instance: this.#init?.instance ?? -1, fatal });
+    // Reported first: the supervisor need not wait for the stages to close to decide.
+    this.#releasing ??= this.#release();
   }
 }

@@ -86,7 +86,11 @@ export interface SourceInstance<T> {
   ): Promise<SourceBatch<T> | null> | SourceBatch<T> | null;
   /** Called, in pull order, with each batch's position once all its records are done everywhere. */
   ack?(position: unknown, ctx: StageContext<T>): void | Promise<void>;
-  /** Releases resources. Called once, also after a failure. */
+  /**
+   * Releases resources. Called once: at the end, and also after a failure or when the runtime
+   * kills the instance (restart, forced stop); `ctx.signal` is aborted then, and the runtime waits
+   * for it at most a second.
+   */
   close?(ctx: StageContext<T>): void | Promise<void>;
 }
 
@@ -125,7 +129,11 @@ export interface ProcessorInstance<I, O> {
   snapshot?(ctx: StageContext<O>): unknown;
   /** Restores what `snapshot` returned. */
   restore?(state: unknown, ctx: StageContext<O>): void | Promise<void>;
-  /** Releases resources. Called once, also after a failure. */
+  /**
+   * Releases resources. Called once: at the end, and also after a failure or when the runtime
+   * kills the instance (restart, forced stop); `ctx.signal` is aborted then, and the runtime waits
+   * for it at most a second.
+   */
   close?(ctx: StageContext<O>): void | Promise<void>;
 }
 
@@ -140,7 +148,11 @@ export interface SinkInstance<T> {
   write(records: StreamRecord<T>[], ctx: StageContext<never>): void | Promise<void>;
   /** End of input: write what is buffered. */
   flush?(ctx: StageContext<never>): void | Promise<void>;
-  /** Releases resources. Called once, also after a failure. */
+  /**
+   * Releases resources. Called once: at the end, and also after a failure or when the runtime
+   * kills the instance (restart, forced stop); `ctx.signal` is aborted then, and the runtime waits
+   * for it at most a second.
+   */
   close?(ctx: StageContext<never>): void | Promise<void>;
 }
 

@@ -35,11 +35,7 @@ async function lines(path: string): Promise<string[]> {
 
 function assertAllOnce(got: number[], count: number): void {
   const distinct = new Set(got);
-  assert.equal(
-    distinct.size,
-    count,
-    `expected ${count} distinct ids, got ${distinct.size}`,
-  );
+  assert.equal(distinct.size, count, `expected ${count} distinct ids, got ${distinct.size}`);
   for (let i = 0; i < count; i++) assert.ok(distinct.has(i), `id ${i} missing`);
 }
 
@@ -49,6 +45,112 @@ function settle<T>(running: Promise<T>): Promise<T | Error> {
 }
 
 const leakChecked = { sanitizeResources: true, sanitizeOps: true };
+
+Deno.test({
+  name: "Task closes a stage whose hook threw before the supervisor restarts it (inline)",
+  ...leakChecked,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const log = `${dir}/log`;
+    const out = collect<Ev>();
+    const summary = await pipeline({ mode: "inline", signals: false, defaults: { batchSize: 50 } })
+      .from(fromArray(input(500)))
+      .via(ref("holder", { log, failAt: 250, marker: `${dir}/marker` }), { fuse: false })
+      .to(out.sink)
+      .run();
+    assert.equal(summary.stages.holder?.restarts, 1);
+    assertAllOnce((await out.values()).map((v) => v.id), 500);
+    // The failed incarnation is closed before its replacement opens.
+    assert.deepEqual(await lines(log), ["open", "close", "open", "close"]);
+    await out.clear();
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "Task.kill() closes every stage when stop() is forced (inline)",
+  ...leakChecked,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const log = `${dir}/log`;
+    const out = collect<Ev>();
+    const p = pipeline({ mode: "inline", signals: false, stopTimeoutMs: 200 });
+    p.from(fromArray(input(100)))
+      .via(ref("holder", { log, hangAt: 10 }), { fuse: false })
+      .to(out.sink);
+    const running = settle(p.run());
+    await new Promise((r) => setTimeout(r, 50));
+    await p.stop();
+    const result = await running;
+    assert.ok(result instanceof PipelineError, String(result));
+    assert.match(result.message, /forced/);
+    assert.deepEqual(await lines(log), ["open", "close"]);
+    await out.clear();
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "A close() that never resolves holds back neither a restart nor a forced stop (inline)",
+  ...leakChecked,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const log = `${dir}/log`;
+    const out = collect<Ev>();
+    const started = Date.now();
+    const summary = await pipeline({ mode: "inline", signals: false, defaults: { batchSize: 50 } })
+      .from(fromArray(input(500)))
+      .via(ref("holder", { log, failAt: 250, marker: `${dir}/marker`, hangClose: true }), {
+        fuse: false,
+      })
+      .to(out.sink)
+      .run();
+    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+    assert.equal(summary.stages.holder?.restarts, 1);
+    assertAllOnce((await out.values()).map((v) => v.id), 500);
+    // The hung close() is reported, and never called again.
+    assert.deepEqual(
+      summary.failures.map((f) => [f.stage, f.code]),
+      [["holder", "Error"], ["holder", "E_CLOSE_TIMEOUT"]],
+    );
+    assert.deepEqual(await lines(log), ["open", "close", "open", "close"]);
+    await out.clear();
+
+    const stopTimeoutMs = 200;
+    const p = pipeline({ mode: "inline", signals: false, stopTimeoutMs });
+    p.from(fromArray(input(100)))
+      .via(ref("holder", { hangAt: 10, hangClose: true }), { fuse: false })
+      .to(out.sink);
+    const running = settle(p.run());
+    await new Promise((r) => setTimeout(r, 50));
+    const stopping = Date.now();
+    await p.stop();
+    assert.ok(await running instanceof PipelineError);
+    const took = Date.now() - stopping;
+    assert.ok(took < stopTimeoutMs + 1500, `stop() took ${took} ms`);
+    await out.clear();
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test("Task closes a stage whose hook threw before its worker ends (workers)", async () => {
+  const dir = await Deno.makeTempDir();
+  const log = `${dir}/log`;
+  const out = collect<Ev>();
+  const summary = await pipeline({ mode: "workers", signals: false, defaults: { batchSize: 50 } })
+    .from(fromArray(input(500)))
+    .via(ref("holder", { log, failAt: 250, marker: `${dir}/marker` }), {
+      fuse: false,
+      permissions: { net: ["127.0.0.1"], read: [dir], write: [dir] },
+    })
+    .to(out.sink)
+    .run();
+  assert.equal(summary.stages.holder?.restarts, 1);
+  assertAllOnce((await out.values()).map((v) => v.id), 500);
+  assert.deepEqual(await lines(log), ["open", "close", "open", "close"]);
+  await out.clear();
+  await Deno.remove(dir, { recursive: true });
+});
 
 Deno.test("Task connects a restarted upstream that it heard of while it was still opening", async () => {
   const dir = await Deno.makeTempDir();
@@ -68,9 +170,7 @@ Deno.test("Task connects a restarted upstream that it heard of while it was stil
     await p.stop();
     await running;
   }
-  if (result instanceof Error || result === "timed out") {
-    throw new Error(`run(): ${result}`);
-  }
+  if (result instanceof Error || result === "timed out") throw new Error(`run(): ${result}`);
   assert.equal(result.stages.holder?.restarts, 1);
   assertAllOnce((await lines(log)).map(Number), 100);
   await Deno.remove(dir, { recursive: true });
@@ -84,9 +184,7 @@ Deno.test({
     const acks = `${dir}/acks`, writes = `${dir}/writes`;
     const stopTimeoutMs = 300;
     const p = pipeline({ mode: "inline", signals: false, stopTimeoutMs });
-    p.from(
-      ref("ackingSource", { count: 100, perPull: 50, log: acks }, "source"),
-    )
+    p.from(ref("ackingSource", { count: 100, perPull: 50, log: acks }, "source"))
       .to(ref("downSink", { log: writes }, "sink"), { fuse: false });
     const running = settle(p.run());
     // Long enough for the backoff to grow past the stop timeout.
@@ -101,11 +199,7 @@ Deno.test({
     const attempts = (await lines(writes)).length;
     assert.ok(attempts > 1, `${attempts} write attempts`);
     await new Promise((r) => setTimeout(r, 200));
-    assert.equal(
-      (await lines(writes)).length,
-      attempts,
-      "the sink still retries after the stop",
-    );
+    assert.equal((await lines(writes)).length, attempts, "the sink still retries after the stop");
     assert.deepEqual(await lines(acks), []);
     await Deno.remove(dir, { recursive: true });
   },
@@ -123,10 +217,7 @@ for (const hook of ["beforeBatch", "process"] as const) {
         defaults: { batchSize: 100 },
       })
         .from(fromArray(input(1000)))
-        .via(ref("lookup", { hook, downMs: 300 }), {
-          fuse: false,
-          maxRetries: 2,
-        })
+        .via(ref("lookup", { hook, downMs: 300 }), { fuse: false, maxRetries: 2 })
         .to(out.sink)
         .run();
       const got = (await out.values()).map((v) => v.id);
@@ -135,10 +226,7 @@ for (const hook of ["beforeBatch", "process"] as const) {
       assert.deepEqual(dead.entries, []);
       assert.equal(summary.stages.lookup?.restarts, 0);
       assert.deepEqual(summary.failures, []);
-      assert.ok(
-        (summary.stages.lookup?.failed ?? 0) > 2,
-        "the faults are counted",
-      );
+      assert.ok((summary.stages.lookup?.failed ?? 0) > 2, "the faults are counted");
       await out.clear();
     });
   }
@@ -153,17 +241,9 @@ Deno.test("Pipeline.run() keeps the defaults of stage options passed as undefine
     parallelism: undefined,
     maxRetries: undefined,
   };
-  const p = pipeline({
-    mode: "inline",
-    signals: false,
-    defaults: unset,
-    stopTimeoutMs: 100,
-  });
+  const p = pipeline({ mode: "inline", signals: false, defaults: unset, stopTimeoutMs: 100 });
   p.from(fromArray(input(1000)), unset)
-    .via(ref("lookup", { hook: "process", downMs: 0 }), {
-      ...unset,
-      fuse: false,
-    })
+    .via(ref("lookup", { hook: "process", downMs: 0 }), { ...unset, fuse: false })
     .to(out.sink, unset);
   const running = settle(p.run());
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -174,9 +254,7 @@ Deno.test("Pipeline.run() keeps the defaults of stage options passed as undefine
     await p.stop();
     await running;
   }
-  if (result instanceof Error || result === "timed out") {
-    throw new Error(`run(): ${result}`);
-  }
+  if (result instanceof Error || result === "timed out") throw new Error(`run(): ${result}`);
   assert.equal(result.stages.lookup?.in, 1000);
   const got = (await out.values()).map((v) => v.id);
   assert.equal(got.length, 1000);
