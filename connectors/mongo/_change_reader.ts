@@ -12,7 +12,7 @@ import type {
 import { fromEjson, idKey, timeOf, toEjson, toPlain } from "./_bson.ts";
 import { isTransient, mongoMessage } from "./_client.ts";
 import { valueAt } from "./_query_reader.ts";
-import { sleep } from "./_sleep.ts";
+import { sleep } from "../_sleep.ts";
 
 /** Where a change reader is: after the event with this resume token (relaxed Extended JSON). */
 export interface ChangePosition {

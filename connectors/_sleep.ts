@@ -1,6 +1,6 @@
-// Sleeping that wakes early when a signal aborts.
+// Sleeping that wakes early when a signal aborts: polling sources, reconnect and retry backoffs.
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
+/** Resolves after `ms` (a timer even for 0: a polling loop yields), or when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
