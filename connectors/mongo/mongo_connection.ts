@@ -5,7 +5,8 @@
  * @module
  */
 import type { StagePermissions } from "../../actors/stage.ts";
-import { mongoHosts } from "./_hosts.ts";
+import { MONGODB_ENV } from "../../stores/mongo/_client.ts";
+import { mongoHosts } from "../../stores/_hosts.ts";
 
 /** Connection options common to {@linkcode mongoSource} and {@linkcode mongoSink}. */
 export interface MongoConnectionOptions {
@@ -30,34 +31,7 @@ export interface MongoConnectionOptions {
   clientOptions?: Record<string, string | number | boolean>;
 }
 
-/**
- * Environment variables the mongodb driver reads when a client is created (logging switches and
- * the FaaS/Kubernetes detection of its handshake metadata); a worker without them fails with
- * NotCapable.
- */
-export const MONGODB_ENV: readonly string[] = Object.freeze([
-  "MONGODB_LOG_ALL",
-  "MONGODB_LOG_CLIENT",
-  "MONGODB_LOG_COMMAND",
-  "MONGODB_LOG_CONNECTION",
-  "MONGODB_LOG_MAX_DOCUMENT_LENGTH",
-  "MONGODB_LOG_PATH",
-  "MONGODB_LOG_SERVER_SELECTION",
-  "MONGODB_LOG_TOPOLOGY",
-  "KUBERNETES_SERVICE_HOST",
-  "AWS_EXECUTION_ENV",
-  "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-  "AWS_LAMBDA_RUNTIME_API",
-  "AWS_REGION",
-  "FUNCTIONS_WORKER_RUNTIME",
-  "FUNCTION_MEMORY_MB",
-  "FUNCTION_NAME",
-  "FUNCTION_REGION",
-  "FUNCTION_TIMEOUT_SEC",
-  "K_SERVICE",
-  "VERCEL",
-  "VERCEL_REGION",
-]);
+export { MONGODB_ENV };
 
 /**
  * The least Deno permissions of a MongoDB stage's worker: `net` to the hosts of the URL (any

@@ -5,6 +5,7 @@
  * @module
  */
 import type { StagePermissions } from "../../actors/stage.ts";
+import { redisHost } from "../../stores/_hosts.ts";
 
 /** Connection options common to {@linkcode redisStreamSource} and {@linkcode redisStreamSink}. */
 export interface RedisConnectionOptions {
@@ -20,13 +21,6 @@ export interface RedisConnectionOptions {
    * `{ db: 2, connectionName: "etl" }`).
    */
   clientOptions?: Record<string, string | number | boolean>;
-}
-
-/** The `host:port` of a `redis://` or `rediss://` URL (default port 6379). */
-function redisHost(url: string): string | undefined {
-  const match = /^rediss?:\/\/(?:[^@/]*@)?(\[[^\]]+\]|[^:/?]+)(?::(\d+))?/.exec(url);
-  if (!match) return undefined;
-  return `${match[1]}:${match[2] ?? "6379"}`;
 }
 
 /**
