@@ -72,3 +72,33 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
+
+/** The entries of a `setMany` by checked key; for a key given twice, the last value wins. */
+export function lastValues(entries: Iterable<readonly [string, unknown]>): Map<string, unknown> {
+  const last = new Map<string, unknown>();
+  for (const [key, value] of entries) last.set(checkKey(key, "set entry"), value);
+  return last;
+}
+
+/** The amounts of an `incrementMany` by checked key; amounts for one key are added up. */
+export function sumAmounts(entries: Iterable<readonly [string, number]>): Map<string, number> {
+  const sums = new Map<string, number>();
+  for (const [key, by] of entries) {
+    sums.set(checkKey(key, "increment"), (sums.get(key) ?? 0) + checkAmount(by, key));
+  }
+  return sums;
+}
+
+/** The fields of a `mergeMany` by checked key; fields for one key are merged in order. */
+export function foldFields(
+  entries: Iterable<readonly [string, Readonly<Record<string, unknown>>]>,
+): Map<string, Record<string, unknown>> {
+  const folded = new Map<string, Record<string, unknown>>();
+  for (const [key, fields] of entries) {
+    if (!isPlainObject(fields)) {
+      throw new TypeError(`Cannot merge into key "${key}": the fields are not a plain object`);
+    }
+    folded.set(checkKey(key, "merge"), { ...folded.get(key), ...fields });
+  }
+  return folded;
+}

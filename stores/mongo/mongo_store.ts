@@ -4,7 +4,16 @@
  * @module
  */
 import { SluiceError } from "../../actors/errors.ts";
-import { checkAmount, checkKey, checkTtl, compareKeys, isPlainObject } from "../_args.ts";
+import {
+  checkAmount,
+  checkKey,
+  checkTtl,
+  compareKeys,
+  foldFields,
+  isPlainObject,
+  lastValues,
+  sumAmounts,
+} from "../_args.ts";
 import { compressThreshold } from "../_compression.ts";
 import type { Store, StoreSetOptions } from "../store.ts";
 import { attempt, connect, target } from "./_client.ts";
@@ -187,8 +196,7 @@ export class MongoStore implements Store, AsyncDisposable {
   ): Promise<void> {
     this.#open();
     const ttl = checkTtl(options.ttlMs, "set entry");
-    const last = new Map<string, unknown>();
-    for (const [key, value] of entries) last.set(checkKey(key, "set entry"), value);
+    const last = lastValues(entries);
     if (last.size === 0) return;
     const expiresAt = ttl === undefined ? undefined : new Date(Date.now() + ttl);
     const ops: AnyBulkWriteOperation<Loose>[] = [];
@@ -283,10 +291,7 @@ export class MongoStore implements Store, AsyncDisposable {
   ): Promise<void> {
     this.#open();
     const ttl = checkTtl(options.ttlMs, "increment");
-    const sums = new Map<string, number>();
-    for (const [key, by] of entries) {
-      sums.set(checkKey(key, "increment"), (sums.get(key) ?? 0) + checkAmount(by, key));
-    }
+    const sums = sumAmounts(entries);
     if (sums.size === 0) return;
     await this.#checkNumbers([...sums.keys()]);
     const set = ttl === undefined
@@ -320,13 +325,7 @@ export class MongoStore implements Store, AsyncDisposable {
   ): Promise<void> {
     this.#open();
     const ttl = checkTtl(options.ttlMs, "merge");
-    const folded = new Map<string, Record<string, unknown>>();
-    for (const [key, fields] of entries) {
-      if (!isPlainObject(fields)) {
-        throw new TypeError(`Cannot merge into key "${key}": the fields are not a plain object`);
-      }
-      folded.set(checkKey(key, "merge"), { ...folded.get(key), ...fields });
-    }
+    const folded = foldFields(entries);
     let pending = [...folded.keys()];
     for (let round = 0; pending.length > 0; round++) {
       if (round === MAX_ATTEMPTS) {

@@ -5,7 +5,16 @@
  */
 import { Buffer } from "node:buffer";
 import { SluiceError } from "../../actors/errors.ts";
-import { checkAmount, checkKey, checkTtl, compareKeys, isPlainObject } from "../_args.ts";
+import {
+  checkAmount,
+  checkKey,
+  checkTtl,
+  compareKeys,
+  foldFields,
+  isPlainObject,
+  lastValues,
+  sumAmounts,
+} from "../_args.ts";
 import { compressThreshold } from "../_compression.ts";
 import { decodeBytes, encodeBytes, numberText } from "../_value_codec.ts";
 import type { Store, StoreSetOptions } from "../store.ts";
@@ -204,8 +213,7 @@ export class RedisStore implements Store, AsyncDisposable {
   ): Promise<void> {
     this.#open();
     const ttl = checkTtl(options.ttlMs, "set entry");
-    const last = new Map<string, unknown>();
-    for (const [key, value] of entries) last.set(checkKey(key, "set entry"), value);
+    const last = lastValues(entries);
     if (last.size === 0) return;
     if (this.#hash) {
       const ops: (string | number)[][] = [];
@@ -315,10 +323,7 @@ export class RedisStore implements Store, AsyncDisposable {
   ): Promise<void> {
     this.#open();
     const ttl = checkTtl(options.ttlMs, "increment") ?? 0;
-    const sums = new Map<string, number>();
-    for (const [key, by] of entries) {
-      sums.set(checkKey(key, "increment"), (sums.get(key) ?? 0) + checkAmount(by, key));
-    }
+    const sums = sumAmounts(entries);
     for (const key of sums.keys()) this.#noHash(key);
     const list = [...sums];
     const groups = this.#cluster ? list.map((e) => [e]) : chunks(list, CHUNK);
@@ -349,13 +354,7 @@ export class RedisStore implements Store, AsyncDisposable {
   ): Promise<void> {
     this.#open();
     const ttl = checkTtl(options.ttlMs, "merge") ?? 0;
-    const folded = new Map<string, Record<string, unknown>>();
-    for (const [key, fields] of entries) {
-      if (!isPlainObject(fields)) {
-        throw new TypeError(`Cannot merge into key "${key}": the fields are not a plain object`);
-      }
-      folded.set(checkKey(key, "merge"), { ...folded.get(key), ...fields });
-    }
+    const folded = foldFields(entries);
     if (this.#hash) {
       const ops: (string | number)[][] = [];
       for (const [key, fields] of folded) {
