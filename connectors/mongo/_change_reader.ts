@@ -10,7 +10,8 @@ import type {
   Document,
 } from "../../stores/mongo/_deps.ts";
 import { fromEjson, idKey, timeOf, toEjson, toPlain } from "./_bson.ts";
-import { isTransient, mongoMessage } from "./_client.ts";
+import { isTransient } from "./_client.ts";
+import { oneLine } from "../../stores/_faults.ts";
 import { valueAt } from "./_query_reader.ts";
 import { sleep } from "../_sleep.ts";
 
@@ -68,7 +69,7 @@ export class ChangeReader {
       await stream.close().catch(() => {});
       if (isTransient(error)) throw error;
       throw new Error(
-        `${this.#o.where}: the server does not offer a change stream here (${mongoMessage(error)})`,
+        `${this.#o.where}: the server does not offer a change stream here (${oneLine(error)})`,
         { cause: error },
       );
     }

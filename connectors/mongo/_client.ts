@@ -70,9 +70,3 @@ export function isTransient(error: unknown): boolean {
   return /topology (is )?(was )?(destroyed|closed)|connection .*closed|ECONNREFUSED|ECONNRESET/i
     .test(error.message);
 }
-
-/** A driver error's one-line message. */
-export function mongoMessage(error: unknown): string {
-  const text = String((error as { message?: unknown } | null)?.message ?? error);
-  return text.replace(/\s+/g, " ").trim();
-}

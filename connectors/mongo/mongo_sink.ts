@@ -14,7 +14,8 @@ import {
   type Document,
   loadMongodb,
 } from "../../stores/mongo/_deps.ts";
-import { connectionFields, createClient, isTransient, mongoMessage } from "./_client.ts";
+import { connectionFields, createClient, isTransient } from "./_client.ts";
+import { oneLine } from "../../stores/_faults.ts";
 import { DocumentError, documentOf, toOperation } from "./_write_ops.ts";
 import { type MongoConnectionOptions, MONGODB_ENV, mongoPermissions } from "./mongo_connection.ts";
 
@@ -160,7 +161,7 @@ export const mongoSinkStage: SinkDefinition<unknown, MongoSinkConfig> = defineSi
           }
           if (big.length > 0) return pending.filter((i) => !p.dead.has(i));
         }
-        const message = `${where}: ${mongoMessage(error)}`;
+        const message = `${where}: ${oneLine(error)}`;
         if (isTransient(error)) throw new RetriableError(message, { cause: error });
         throw new Error(message, { cause: error });
       }

@@ -66,9 +66,3 @@ const TRANSIENT_CODES = new Set([
   "ENETUNREACH",
   "EAI_AGAIN",
 ]);
-
-/** An error's one-line message. */
-export function redisMessage(error: unknown): string {
-  const text = String((error as { message?: unknown } | null)?.message ?? error);
-  return text.replace(/\s+/g, " ").trim();
-}

@@ -9,7 +9,8 @@ import { RetriableError } from "../../actors/errors.ts";
 import type { StreamRecord } from "../../actors/record.ts";
 import { defineSink, type SinkDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
-import { connectionFields, createRedis, isTransient, redisMessage } from "./_client.ts";
+import { connectionFields, createRedis, isTransient } from "./_client.ts";
+import { oneLine } from "../../stores/_faults.ts";
 import { encodeRecord } from "./_entries.ts";
 import { type RedisConnectionOptions, redisPermissions } from "./redis_connection.ts";
 
@@ -74,7 +75,7 @@ export const redisStreamSinkStage: SinkDefinition<unknown, RedisStreamSinkConfig
           try {
             fields = encodeRecord(record);
           } catch (error) {
-            dead.push([record, new Error(`${where}: ${redisMessage(error)}`, { cause: error })]);
+            dead.push([record, new Error(`${where}: ${oneLine(error)}`, { cause: error })]);
             continue;
           }
           pipe.xadd(config.stream, ...trim, "*", ...fields);
@@ -88,7 +89,7 @@ export const redisStreamSinkStage: SinkDefinition<unknown, RedisStreamSinkConfig
             failure = error;
           }
           if (failure) {
-            const message = `${where}: ${redisMessage(failure)}`;
+            const message = `${where}: ${oneLine(failure)}`;
             if (isTransient(failure)) throw new RetriableError(message, { cause: failure });
             throw new Error(message, { cause: failure });
           }

@@ -1,6 +1,7 @@
 // Connecting a MongoStore and classifying driver errors. The URL may hold credentials: it goes to
 // the driver only, messages name the hosts.
-import { RetriableError, SluiceError } from "../../actors/errors.ts";
+import { SluiceError } from "../../actors/errors.ts";
+import { attemptOn, oneLine } from "../_faults.ts";
 import { mongoHosts } from "../_hosts.ts";
 import { loadMongodb, type MongoClient, type Mongodb } from "./_deps.ts";
 
@@ -63,7 +64,7 @@ export async function connect(c: Connection): Promise<{ client: MongoClient; dri
     await client.close().catch(() => {});
     throw new SluiceError(
       "E_STORE",
-      `Cannot open MongoStore at ${target(c.url)}: ${message(cause)}`,
+      `Cannot open MongoStore at ${target(c.url)}: ${oneLine(cause)}`,
       { cause },
     );
   }
@@ -98,21 +99,7 @@ export function isTransient(error: unknown): boolean {
     .test(String(e?.message ?? ""));
 }
 
-/** A one-line message of an error. */
-export function message(error: unknown): string {
-  return String((error as { message?: unknown } | null)?.message ?? error).replace(/\s+/g, " ")
-    .trim();
-}
-
-/** Runs a driver call; a connection fault becomes a {@linkcode RetriableError}. */
-export async function attempt<T>(what: string, where: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (cause) {
-    if (!isTransient(cause)) throw cause;
-    throw new RetriableError(
-      `Cannot ${what}: MongoDB at ${where} is unavailable (${message(cause)})`,
-      { cause },
-    );
-  }
+/** Runs a driver call; a connection fault becomes a RetriableError. */
+export function attempt<T>(what: string, where: string, call: () => Promise<T>): Promise<T> {
+  return attemptOn("MongoDB", isTransient, what, where, call);
 }

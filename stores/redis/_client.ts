@@ -1,7 +1,8 @@
 // Creating the ioredis client of a RedisStore (standalone or cluster, reconnecting with jittered
 // exponential backoff) and classifying its errors. The URL may hold a password: it goes to ioredis
 // only, messages name the host.
-import { RetriableError, SluiceError } from "../../actors/errors.ts";
+import { SluiceError } from "../../actors/errors.ts";
+import { attemptOn, oneLine } from "../_faults.ts";
 import { redisHost } from "../_hosts.ts";
 import { type Cluster, loadIoredis, type Redis } from "./_deps.ts";
 
@@ -54,7 +55,7 @@ export async function connect(c: Connection): Promise<Redis | Cluster> {
     client.disconnect();
     throw new SluiceError(
       "E_STORE",
-      `Cannot open RedisStore at ${target(c)}: ${message(cause)}`,
+      `Cannot open RedisStore at ${target(c)}: ${oneLine(cause)}`,
       { cause },
     );
   }
@@ -93,26 +94,7 @@ export function isTransient(error: unknown): boolean {
   return e?.name === "MaxRetriesPerRequestError" || TRANSIENT_TEXT.test(text);
 }
 
-/** A one-line message of an error. */
-export function message(error: unknown): string {
-  return String((error as { message?: unknown } | null)?.message ?? error).replace(/\s+/g, " ")
-    .trim();
-}
-
-/**
- * Runs a command; a connection fault becomes a {@linkcode RetriableError} (the runtime retries a
- * sink's write with backoff), anything else is rethrown as it is.
- */
-export async function attempt<T>(what: string, where: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (cause) {
-    if (!isTransient(cause)) throw cause;
-    throw new RetriableError(
-      `Cannot ${what}: Redis at ${where} is unavailable (${message(cause)})`,
-      {
-        cause,
-      },
-    );
-  }
+/** Runs a driver call; a connection fault becomes a RetriableError. */
+export function attempt<T>(what: string, where: string, call: () => Promise<T>): Promise<T> {
+  return attemptOn("Redis", isTransient, what, where, call);
 }
