@@ -6,18 +6,11 @@ import {
   memoryDeadLetters,
   pipeline,
   PipelineError,
-  stage,
   type StreamRecord,
 } from "../../mod.ts";
+import { fixtureRef } from "./_fixture_ref.ts";
 
-const fixtures = new URL("./fixtures/runtime_stages.ts", import.meta.url);
-// Fixture stages pass records through untyped: their output fits whatever the test collects.
-// deno-lint-ignore no-explicit-any
-const ref = <I = unknown, O = any>(
-  name: string,
-  config: unknown,
-  kind: "source" | "processor" | "sink" = "processor",
-) => stage<I, O>(fixtures, config, { kind, export: name });
+const ref = fixtureRef(new URL("./fixtures/runtime_stages.ts", import.meta.url));
 
 type Ev = { id: number; n: number };
 
