@@ -13,6 +13,8 @@ import { parseArgs } from "node:util";
 import { writeEvents } from "../examples/generate_events.ts";
 import { revenueBySku, type RevenueReport } from "../examples/revenue_by_sku.ts";
 import { streamsRevenue } from "./_w1_streams.ts";
+import { median } from "./_common.ts";
+import { type ThreadTimes, threadTimes } from "./_threads.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -67,21 +69,8 @@ async function canonical(path: string): Promise<string[]> {
   }).sort();
 }
 
-/** CPU seconds of each live thread of this process by id, with its name, from /proc (Linux). */
-function threadTimes(into = new Map<string, [string, number]>()): Map<string, [string, number]> {
-  try {
-    for (const e of Deno.readDirSync("/proc/self/task")) {
-      const stat = Deno.readTextFileSync(`/proc/self/task/${e.name}/stat`);
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      into.set(e.name, [name, (Number(f[11]) + Number(f[12])) / 100]);
-    }
-  } catch { /* not Linux, or a thread ended while listed */ }
-  return into;
-}
-
 /** Per-thread CPU of a run: main thread, V8 helpers (GC, compiler) and workers in start order. */
-function threadReport(before: Map<string, [string, number]>, after: typeof before): string {
+function threadReport(before: ThreadTimes, after: typeof before): string {
   let main = 0, helpers = 0;
   const workers: [number, number][] = [];
   for (const [tid, [name, t]] of after) {
@@ -95,7 +84,6 @@ function threadReport(before: Map<string, [string, number]>, after: typeof befor
   return `main ${main.toFixed(2)}, V8 helpers ${helpers.toFixed(2)}, workers [${list}]`;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
 const fmt = (n: number) => n.toLocaleString("en-US");
 

@@ -28,7 +28,7 @@ import {
 } from "./_w3_kafka.ts";
 import { rawLoop } from "./_w3_raw.ts";
 import { CONFIGS, sluiceRun } from "./_w3_sluice.ts";
-import { cpuSince, sampleThreads } from "./_w3_threads.ts";
+import { cpuSince, sampleThreads } from "./_threads.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
