@@ -2,21 +2,10 @@
 // connectors, whose external side is this process's standard streams): reads the spec from the
 // JSON file named by the first argument, writes the counters to `spec.counters` every 50 ms and
 // once more at the end, and stops gracefully on SIGTERM.
-import { memoryDeadLetters, pipeline } from "../actors/mod.ts";
-import type { ChildSpec } from "./_conformance_io.ts";
+import { buildPipeline, type ChildSpec } from "./_conformance_io.ts";
 
 const spec = JSON.parse(await Deno.readTextFile(Deno.args[0]!)) as ChildSpec;
-const dead = memoryDeadLetters();
-const p = pipeline({
-  mode: spec.mode,
-  signals: true,
-  heartbeatMs: spec.heartbeatMs,
-  stopTimeoutMs: spec.stopTimeoutMs,
-  deadLetter: dead,
-});
-let flow = p.from(spec.source.ref, spec.source.options);
-for (const v of spec.via) flow = flow.via(v.ref, v.options);
-flow.to(spec.sink.ref, spec.sink.options);
+const { p, dead } = buildPipeline(spec, true);
 
 const report = (done: boolean) => {
   const tmp = `${spec.counters}.tmp`;

@@ -53,12 +53,12 @@ export interface Running {
   io?: ChildIO;
 }
 
-/** Runs a pipeline in this process. */
-export function runHere(spec: PipelineSpec): Running {
+/** Builds the pipeline a spec describes, with a memory dead-letter sink (not run yet). */
+export function buildPipeline(spec: PipelineSpec, signals: boolean) {
   const dead = memoryDeadLetters();
   const p = pipeline({
     mode: spec.mode,
-    signals: false,
+    signals,
     heartbeatMs: spec.heartbeatMs,
     stopTimeoutMs: spec.stopTimeoutMs,
     deadLetter: dead,
@@ -66,6 +66,12 @@ export function runHere(spec: PipelineSpec): Running {
   let flow = p.from(spec.source.ref, spec.source.options);
   for (const v of spec.via) flow = flow.via(v.ref, v.options);
   flow.to(spec.sink.ref, spec.sink.options);
+  return { p, dead };
+}
+
+/** Runs a pipeline in this process. */
+export function runHere(spec: PipelineSpec): Running {
+  const { p, dead } = buildPipeline(spec, false);
   let settled = false;
   const done = p.run().then(() => {});
   done.catch(() => {}).finally(() => (settled = true)); // the caller observes `done`
