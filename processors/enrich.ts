@@ -87,9 +87,9 @@ type Plan = { key: string; hit: boolean } | { reason: string } | { error: unknow
  * config describes in its worker. `beforeBatch` computes every record's lookup key, takes what
  * the cache holds and reads the distinct keys it misses with one `getMany` (per 1 000 keys),
  * filling the cache with the values found and with absent keys; `process` then emits the records
- * in input order. A connection fault of the store (`RetriableError`) is retried with backoff for
- * as long as it lasts (the batch is held, backpressure stops the upstream) and thrown only when
- * the stage stops; any other read error fails the records of that key, which are retried
+ * in input order. A connection fault of the store (`RetriableError`) is thrown to the runtime,
+ * which retries the batch with backoff for as long as it lasts (the batch is held, backpressure
+ * stops the upstream); any other read error fails the records of that key, which are retried
  * (`maxRetries`) and dead-lettered. Stateless: the cache is per instance. Prefer the
  * {@linkcode enrich} builder.
  *
@@ -144,7 +144,7 @@ export const enrichStage: ProcessorDefinition<unknown, unknown, EnrichConfig> = 
 
     const read = async (keys: string[]): Promise<void> => {
       if (keys.length === 0) return;
-      for (const [key, lookup] of await readKeys(store, keys, { signal: ctx.signal })) {
+      for (const [key, lookup] of await readKeys(store, keys)) {
         looked.set(key, lookup);
         if (!("error" in lookup)) cache.set(key, lookup.found ? lookup.value : undefined);
       }
