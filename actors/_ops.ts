@@ -14,6 +14,7 @@ import {
   type StateSnapshot,
 } from "./_protocol.ts";
 import type { Token } from "./_token.ts";
+import { sleep } from "./_sleep.ts";
 
 /** A failure in a stage hook other than `process` (those are retried and dead-lettered). */
 export class HookFailure extends Error {
@@ -453,14 +454,5 @@ export function backoff(
   maxMs = 5000,
 ): Promise<void> {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20));
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ceiling / 2 + Math.random() * ceiling / 2);
-    signal?.addEventListener("abort", done, { once: true });
-  });
+  return sleep(ceiling / 2 + Math.random() * ceiling / 2, signal);
 }

@@ -11,7 +11,7 @@ import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
 import { type CsvOptions, csvOptionsSchema } from "./_csv.ts";
 import { FileSet } from "./_file_set.ts";
 import { readRoot } from "./_glob.ts";
-import { sleep } from "../_sleep.ts";
+import { sleep } from "../../actors/_sleep.ts";
 
 /** Formats a file source can cut its chunks for. */
 export type FileFormat = "ndjson" | "csv" | "lines" | "bytes";

@@ -10,7 +10,7 @@ import { defineSource, type SourceDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
 import { FileSet } from "./_file_set.ts";
 import { readRoot } from "./_glob.ts";
-import { sleep } from "../_sleep.ts";
+import { sleep } from "../../actors/_sleep.ts";
 import { eachLine, eventTime, lineError, lineRecord } from "./_lines.ts";
 import type { FileChunk, FilePosition } from "./file_source.ts";
 

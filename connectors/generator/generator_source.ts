@@ -9,6 +9,7 @@ import { parseConfig } from "../../actors/_config.ts";
 import type { StreamRecord } from "../../actors/record.ts";
 import { defineSource, type PullOptions, type SourceDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
+import { sleep } from "../../actors/_sleep.ts";
 
 /** Kind of an e-commerce event. */
 export type EcommerceEventType = "view" | "cart" | "purchase";
@@ -119,20 +120,6 @@ function eventMaker(config: GeneratorConfig): (id: number) => StreamRecord<Ecomm
     };
     return { key: sku, value, ts };
   };
-}
-
-/** Sleeps `ms`, waking early when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /**

@@ -13,7 +13,7 @@ import { fromEjson, idKey, timeOf, toEjson, toPlain } from "./_bson.ts";
 import { isTransient } from "./_client.ts";
 import { oneLine } from "../../stores/_faults.ts";
 import { valueAt } from "./_query_reader.ts";
-import { sleep } from "../_sleep.ts";
+import { sleep } from "../../actors/_sleep.ts";
 
 /** Where a change reader is: after the event with this resume token (relaxed Extended JSON). */
 export interface ChangePosition {

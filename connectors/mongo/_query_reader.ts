@@ -6,7 +6,7 @@ import type { PullOptions, SourceBatch } from "../../actors/stage.ts";
 import type { Collection, Document } from "../../stores/mongo/_deps.ts";
 import { fromEjson, idKey, timeOf, toEjson, toPlain } from "./_bson.ts";
 import { isTransient } from "./_client.ts";
-import { sleep } from "../_sleep.ts";
+import { sleep } from "../../actors/_sleep.ts";
 
 /** Where a query reader is: after field value `v` (and, among equal values, after `_id` `id`). */
 export interface QueryPosition {

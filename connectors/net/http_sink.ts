@@ -10,7 +10,7 @@ import { RetriableError } from "../../actors/errors.ts";
 import type { StreamRecord } from "../../actors/record.ts";
 import { defineSink, type SinkDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
-import { sleep } from "../_sleep.ts";
+import { sleep } from "../../actors/_sleep.ts";
 
 /** Options of {@linkcode httpSink}. */
 export interface HttpSinkOptions {

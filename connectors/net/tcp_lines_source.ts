@@ -8,7 +8,7 @@ import { z } from "../../actors/_deps.ts";
 import { parseConfig } from "../../actors/_config.ts";
 import { defineSource, type SourceDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
-import { sleep } from "../_sleep.ts";
+import { sleep } from "../../actors/_sleep.ts";
 import { LineReader, waitLines } from "./_line_reader.ts";
 
 /** Options of {@linkcode tcpLinesSource}. */

@@ -7,7 +7,7 @@ import type { PullOptions, SourceBatch, StageContext } from "../../actors/stage.
 import type { Redis } from "../../stores/redis/_deps.ts";
 import { isTransient } from "./_client.ts";
 import { decodeEntry, type Entry, replyEntries } from "./_entries.ts";
-import { sleep } from "../_sleep.ts";
+import { sleep } from "../../actors/_sleep.ts";
 
 /** Settings of a {@linkcode StreamReader}. */
 export interface StreamReaderOptions {

@@ -1,4 +1,4 @@
-// Sleeping that wakes early when a signal aborts: polling sources, reconnect and retry backoffs.
+// Sleeping that wakes early when a signal aborts: backoffs, polling sources, reconnects.
 
 /** Resolves after `ms` (a timer even for 0: a polling loop yields), or when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
