@@ -18,6 +18,24 @@ export function threadTimes(into: ThreadTimes = new Map()): ThreadTimes {
   return into;
 }
 
+/**
+ * Per-thread CPU between two samples: main thread, V8 helpers (GC, compiler) and workers in start
+ * order; workers that used at most `minCpu` seconds are left out.
+ */
+export function threadReport(before: ThreadTimes, after: ThreadTimes, minCpu = -1): string {
+  let main = 0, helpers = 0;
+  const workers: [number, number][] = [];
+  for (const [tid, [name, t]] of after) {
+    const cpu = t - (before.get(tid)?.[1] ?? 0);
+    if (name.startsWith("worker-")) workers.push([Number(name.slice(7)), cpu]);
+    else if (tid === String(Deno.pid)) main += cpu;
+    else helpers += cpu;
+  }
+  workers.sort((a, b) => a[0] - b[0]);
+  const list = workers.filter(([, c]) => c > minCpu).map(([, c]) => c.toFixed(2)).join(" ");
+  return `main ${main.toFixed(2)}, V8 helpers ${helpers.toFixed(2)}, workers [${list}]`;
+}
+
 /** Samples thread times every 100 ms until `stop()`, which returns the per-thread report. */
 export function sampleThreads(): { stop(): string } {
   const before = threadTimes();
@@ -27,17 +45,7 @@ export function sampleThreads(): { stop(): string } {
     stop() {
       clearInterval(timer);
       const after = threadTimes(during);
-      let main = 0, helpers = 0;
-      const workers: [number, number][] = [];
-      for (const [tid, [name, t]] of after) {
-        const cpu = t - (before.get(tid)?.[1] ?? 0);
-        if (name.startsWith("worker-")) workers.push([Number(name.slice(7)), cpu]);
-        else if (tid === String(Deno.pid)) main += cpu;
-        else helpers += cpu;
-      }
-      workers.sort((a, b) => a[0] - b[0]);
-      const list = workers.filter(([, c]) => c > 0.005).map(([, c]) => c.toFixed(2)).join(" ");
-      return `main ${main.toFixed(2)}, V8 helpers ${helpers.toFixed(2)}, workers [${list}]`;
+      return threadReport(before, after, 0.005);
     },
   };
 }

@@ -14,7 +14,7 @@ import { writeEvents } from "../examples/generate_events.ts";
 import { revenueBySku, type RevenueReport } from "../examples/revenue_by_sku.ts";
 import { streamsRevenue } from "./_w1_streams.ts";
 import { median } from "./_common.ts";
-import { type ThreadTimes, threadTimes } from "./_threads.ts";
+import { threadReport, threadTimes } from "./_threads.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -67,21 +67,6 @@ async function canonical(path: string): Promise<string[]> {
     const { windowStart, sku, revenue } = JSON.parse(l);
     return `${windowStart}|${sku}|${(Math.round(revenue * 1e6) / 1e6).toFixed(6)}`;
   }).sort();
-}
-
-/** Per-thread CPU of a run: main thread, V8 helpers (GC, compiler) and workers in start order. */
-function threadReport(before: ThreadTimes, after: typeof before): string {
-  let main = 0, helpers = 0;
-  const workers: [number, number][] = [];
-  for (const [tid, [name, t]] of after) {
-    const cpu = t - (before.get(tid)?.[1] ?? 0);
-    if (name.startsWith("worker-")) workers.push([Number(name.slice(7)), cpu]);
-    else if (tid === String(Deno.pid)) main += cpu;
-    else helpers += cpu;
-  }
-  workers.sort((a, b) => a[0] - b[0]);
-  const list = workers.map(([, cpu]) => cpu.toFixed(2)).join(" ");
-  return `main ${main.toFixed(2)}, V8 helpers ${helpers.toFixed(2)}, workers [${list}]`;
 }
 
 const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
