@@ -5,13 +5,11 @@
  */
 import type { StreamRecord } from "./record.ts";
 import type { StageOptions, StageRef } from "./stage_ref.ts";
-import type { StageContext } from "./stage.ts";
 import { ConfigError } from "./errors.ts";
 import { type DeadLetterSink, ndjsonDeadLetters } from "./dead_letter.ts";
 import { compile, type Edge, loadStage, type Node } from "./_graph.ts";
 import { parseConfig } from "./_config.ts";
-import { KeyedState } from "./keyed_state.ts";
-import { partitionOf } from "./partitioner.ts";
+import { standaloneContext } from "./_standalone_context.ts";
 import { type RunSummary, Runtime } from "./_runtime.ts";
 import type { StageCounters } from "./_protocol.ts";
 import { keyByRef } from "./_key_by.ts";
@@ -274,20 +272,7 @@ async function openDeadLetters(
   if (def.kind !== "sink") throw new ConfigError("Cannot use dead-letter stage: it is not a sink");
   const config = parseConfig(def, "dead-letter", target.config);
   const abort = new AbortController();
-  const ctx: StageContext<never> = {
-    stage: "dead-letter",
-    instance: 0,
-    parallelism: 1,
-    partitions: 1,
-    watermark: -Infinity,
-    signal: abort.signal,
-    now: () => Date.now(),
-    emit: () => {},
-    emitTo: () => {},
-    deadLetter: () => {},
-    keyed: <V>() => new KeyedState<V>(1),
-    partitionOf: (key: string) => partitionOf(key, 1),
-  };
+  const ctx = standaloneContext<never>("dead-letter", abort.signal);
   const sink = await def.open(config, ctx);
   return {
     write: (entries) =>

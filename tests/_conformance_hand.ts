@@ -2,14 +2,8 @@
 // definition is imported from the stage reference, its config validated, and the instance opened
 // with a hand-made context whose signal the test aborts (as the runtime does when it kills or
 // fails a stage, without calling `close`).
-import {
-  KeyedState,
-  partitionOf,
-  type StageContext,
-  type StageDefinition,
-  type StageRef,
-  type StreamRecord,
-} from "../actors/mod.ts";
+import type { StageContext, StageDefinition, StageRef, StreamRecord } from "../actors/mod.ts";
+import { standaloneContext } from "../actors/_standalone_context.ts";
 
 /** A context for a stage driven by hand, and the means to kill it. */
 export interface Hand {
@@ -27,20 +21,7 @@ export function hand(stage: string): Hand {
   const abort = new AbortController();
   const pulls = new AbortController();
   const dead: StreamRecord<unknown>[] = [];
-  const ctx: StageContext<never> = {
-    stage,
-    instance: 0,
-    parallelism: 1,
-    partitions: 1,
-    watermark: -Infinity,
-    signal: abort.signal,
-    now: () => Date.now(),
-    emit: () => {},
-    emitTo: () => {},
-    deadLetter: (record) => void dead.push(record),
-    keyed: <V>() => new KeyedState<V>(1),
-    partitionOf: (key: string) => partitionOf(key, 1),
-  };
+  const ctx = standaloneContext<never>(stage, abort.signal, (record) => void dead.push(record));
   return {
     ctx,
     pullSignal: pulls.signal,
