@@ -165,10 +165,15 @@ export async function compile(
       throw new ConfigError(`Cannot build pipeline: stage "${node.name}" has no downstream sink`);
     }
   }
+  // Stateless stages of equal parallelism fuse. So does anything at parallelism 1 on both sides,
+  // keyed or stateful: one instance owns every partition, so the edge routes nothing (a stage
+  // fused that way cannot be rescaled at run time; `fuse: false` keeps it apart).
   const fusable = (e: Edge): boolean => {
     const a = resolved.get(e.from)!, b = resolved.get(e.to)!;
-    return !e.keyed && e.side === "" && outs(e.from).length === 1 && ins(e.to).length === 1 &&
-      a.fuse && b.fuse && !a.stateful && !b.stateful && a.parallelism === b.parallelism;
+    const single = a.parallelism === 1 && b.parallelism === 1;
+    const plain = !e.keyed && !a.stateful && !b.stateful && a.parallelism === b.parallelism;
+    return e.side === "" && outs(e.from).length === 1 && ins(e.to).length === 1 &&
+      a.fuse && b.fuse && (plain || single);
   };
   const groupOf = new Map<number, Group>();
   const groups: Group[] = [];
@@ -182,7 +187,11 @@ export async function compile(
       cur = nodes.find((n) => n.id === next[0]!.to)!;
       chain.push(cur);
     }
-    const options = resolved.get(node.id)!;
+    // A chain with a stateful stage checkpoints as a whole.
+    const options = {
+      ...resolved.get(node.id)!,
+      stateful: chain.some((n) => resolved.get(n.id)!.stateful),
+    };
     const group: Group = {
       id: chain.map((n) => n.name).join("+"),
       nodes: chain,

@@ -95,6 +95,13 @@ export class Context implements StageContext<unknown> {
   /** Side-output and dead-letter requests from the hook now running. */
   side: [string, StreamRecord<unknown>][] = [];
   dead: [StreamRecord<unknown>, ErrorInfo][] = [];
+  /**
+   * The watermark this stage received last: in a fused chain a stage behind one that generates
+   * watermarks sees those, not the task's input watermark. Undefined until one arrives.
+   */
+  received: number | undefined;
+  /** See {@linkcode StageContext.resumeFrom}. */
+  resumeFrom: unknown;
 
   constructor(stage: string, services: TaskServices) {
     this.stage = stage;
@@ -110,7 +117,7 @@ export class Context implements StageContext<unknown> {
     return this.#services.partitions;
   }
   get watermark(): number {
-    return this.#services.watermark();
+    return this.received ?? this.#services.watermark();
   }
   get signal(): AbortSignal {
     return this.#services.signal;
@@ -344,6 +351,7 @@ export class ProcessorOp extends Op {
   }
 
   async watermark(wm: number): Promise<void> {
+    this.ctx.received = wm;
     const hook = this.#hooks.onWatermark;
     if (hook) await this.#fromHook(() => hook.call(this.#hooks, wm, this.ctx));
     // A stage that generates watermarks passes on only the end of input from upstream.
@@ -429,7 +437,9 @@ export class SinkOp extends Op {
     observe(this.counters, performance.now() - started);
   }
 
-  async watermark(): Promise<void> {}
+  async watermark(wm: number): Promise<void> {
+    this.ctx.received = wm;
+  }
   async tick(): Promise<void> {}
 
   async flush(): Promise<void> {

@@ -111,8 +111,12 @@ export class Runtime {
       this.#reject = reject;
     });
     for (const g of this.#plan.groups) {
+      // Keyed input, or keyed state of its own (a stateful stage fused with its upstream owns
+      // every partition): its checkpoints are stored, and restored, per partition.
       const keyed = this.#plan.edges.some((e) => e.to === g && e.mode === "hash");
-      g.assignment = keyed ? assignPartitions(this.#o.partitions, g.parallelism) : [];
+      g.assignment = keyed || g.options.stateful
+        ? assignPartitions(this.#o.partitions, g.parallelism)
+        : [];
       this.#instances.set(g, []);
     }
     void this.#boot().catch((e) => this.#fail(e));
@@ -653,6 +657,13 @@ export class Runtime {
     }
     const ins = this.#plan.edges.filter((e) => e.to === g);
     const outs = this.#plan.edges.filter((e) => e.from === g);
+    if (g.specs.length > 1 && g.options.stateful) {
+      const others = g.specs.filter((s) => s.stage !== stage).map((s) => `"${s.stage}"`);
+      throw new RangeError(
+        `Cannot scale "${stage}": it runs fused with ${others.join(", ")} at parallelism 1; ` +
+          `give it { fuse: false } to rescale it at run time`,
+      );
+    }
     if ([...ins, ...outs].some((e) => e.mode === "forward") || g.specs[0]!.kind === "source") {
       throw new RangeError(`Cannot scale "${stage}": it is fused or forward-wired to a neighbour`);
     }

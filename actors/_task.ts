@@ -44,15 +44,33 @@ interface Input {
   ended: boolean;
 }
 
-/** A processed input batch of a stateful task, waiting for a checkpoint to hold it. */
+/** Where a source batch came from: acked to the source, in pull order, once done. */
+interface Slot {
+  position: unknown;
+  done: boolean;
+}
+
+/**
+ * A processed batch of a stateful task, waiting for a checkpoint to hold it: an input batch
+ * (`input`, `seq`), or a source pull (`slot`) when the stateful stage runs fused with its source.
+ */
 interface Held {
-  input: Input;
+  input?: Input;
   seq: number;
+  slot?: Slot;
   /** The checkpoint that holds it, once one was taken. */
   epoch?: number;
   /** Pending while records derived from the batch are not all acked downstream. */
   outputs?: Promise<void>;
 }
+
+/** A source's place in a checkpoint: the position of the last batch the checkpoint holds. */
+interface SourceResume {
+  position: unknown;
+}
+
+/** What a pull gave. */
+type Pulled = { batch: SourceBatch<unknown> | null } | { error: unknown };
 
 type Work =
   | { k: "batch"; input: Input; seq: number; records: StreamRecord<unknown>[] }
@@ -73,6 +91,9 @@ async function loadDefinition(module: string, name: string): Promise<StageDefini
 /** Error codes that no restart can cure when a stage fails to open. */
 const FATAL_AT_START = new Set(["E_CONFIG", "E_UNSTABLE", "NotCapable", "PermissionDenied"]);
 
+/** Source pulls a fused stateful stage holds (positions not yet acked) before it asks for a checkpoint. */
+const SOURCE_HOLD = 16;
+
 /** How long a killed or failed task waits for its stages' `close()` hooks before giving up. */
 export const CLOSE_TIMEOUT_MS = 1000;
 
@@ -82,6 +103,10 @@ export class Task {
   #init!: TaskInit;
   readonly #queue: Work[] = [];
   #wake: (() => void) | undefined;
+  /** Where the source's input ends in the state the last checkpoint holds (fused stateful tasks). */
+  #resume: SourceResume | undefined;
+  /** The source's pull under way, if any. */
+  #pulling: Promise<Pulled> | undefined;
   readonly #inputs: Input[] = [];
   readonly #outputs: OutEdge[] = [];
   readonly #ops: (ProcessorOp | SinkOp)[] = [];
@@ -90,7 +115,7 @@ export class Task {
   #sourceCtx: Context | undefined;
   readonly #sourceCounters: StageCounters = newCounters();
   #sourceDone = false;
-  readonly #positions: { position: unknown; done: boolean }[] = [];
+  readonly #positions: Slot[] = [];
   #ackChain: Promise<void> = Promise.resolve();
   #maxTs = -Infinity;
   #watermark = -Infinity;
@@ -178,6 +203,11 @@ export class Task {
             if (h.epoch !== undefined) continue;
             h.epoch = msg.epoch;
             covered.push(h);
+            if (h.slot) this.#resume = { position: h.slot.position };
+          }
+          // The source's place with the state it fed: a restore resumes it right after.
+          if (this.#source && this.#resume) {
+            state[this.#init.chain[0]!.stage] = { keyed: {}, extra: this.#resume };
           }
           this.#wanted = false;
           // Once stored, the supervisor acks the covered input at once (a crash right after must
@@ -191,7 +221,9 @@ export class Task {
               t: "reply",
               id: msg.id,
               state,
-              covered: covered.map((h) => [h.input.edge, h.input.from, h.input.sender, h.seq]),
+              covered: covered.flatMap((h): [string, number, number, number][] =>
+                h.input ? [[h.input.edge, h.input.from, h.input.sender, h.seq]] : []
+              ),
             });
           if (waits.length === 0) reply(state);
           else {
@@ -208,10 +240,12 @@ export class Task {
         for (const h of this.#held) {
           // The supervisor acked these upstream already; this ack is for the rare case it could not.
           if (h.epoch !== undefined && h.epoch <= msg.epoch) {
-            h.input.port.postMessage({ t: "a", seq: h.seq });
+            h.input?.port.postMessage({ t: "a", seq: h.seq });
+            if (h.slot) h.slot.done = true;
           } else keep.push(h);
         }
         this.#held = keep;
+        this.#ackPositions();
         if (keep.length === 0) { for (const w of this.#heldWaiters.splice(0)) w(); }
         break;
       }
@@ -315,6 +349,10 @@ export class Task {
       const config = parseConfig(def, spec.stage, spec.config);
       if (def.kind === "source") {
         this.#sourceCtx = new Context(spec.stage, services);
+        // Fused with a stateful stage: the restored checkpoint says where its input ended.
+        const resume = init.restore?.[spec.stage]?.extra as SourceResume | undefined;
+        this.#resume = resume;
+        this.#sourceCtx.resumeFrom = resume?.position;
         this.#source = await guard(spec.stage, () => def.open(config, this.#sourceCtx!));
         break;
       }
@@ -414,18 +452,18 @@ export class Task {
     this.#wake?.();
   }
 
-  #next(timeoutMs?: number): Promise<Work | undefined> {
-    const work = this.#queue.shift();
-    if (work || this.#finished) return Promise.resolve(work);
+  /** Resolves once work is queued (or the task ends), or after `timeoutMs`; takes nothing. */
+  #arrival(timeoutMs?: number): Promise<void> {
+    if (this.#queue.length > 0 || this.#finished || this.#failed) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
         this.#wake = undefined;
-        resolve(undefined);
+        resolve();
       }, timeoutMs);
       this.#wake = () => {
         this.#wake = undefined;
         clearTimeout(timer);
-        resolve(this.#queue.shift());
+        resolve();
       };
     });
   }
@@ -434,15 +472,32 @@ export class Task {
     await Promise.all(this.#outputs.map((o) => o.ready()));
   }
 
+  /**
+   * Runs queued work and, in a source task, pulls. A pull may wait for input a long while (a quiet
+   * topic, an idle HTTP source): ticks and control messages are handled meanwhile, so the stages
+   * fused behind the source still fire timers and answer checkpoints.
+   */
   async #loop(): Promise<void> {
     try {
       while (!this.#finished && !this.#failed) {
-        if (this.#source && !this.#sourceDone && this.#queue.length === 0) {
+        if (this.#queue.length === 0 && this.#source && !this.#sourceDone && !this.#pulling) {
           await this.#ready();
-          await this.#pull();
-          continue;
+          if (this.#queue.length === 0 && !this.#sourceDone && !this.#failed) {
+            this.#pulling = this.#fetch();
+          }
         }
-        const work = await this.#next(this.#source && !this.#sourceDone ? 0 : undefined);
+        const pulling = this.#pulling;
+        if (this.#queue.length === 0 && pulling) {
+          const pulled = await Promise.race([pulling, this.#arrival().then(() => undefined)]);
+          if (pulled !== undefined) {
+            this.#pulling = undefined;
+            await this.#consume(pulled);
+            // Stopped while this pull was under way: the stop's own finish waited for it.
+            if (this.#sourceDone) await this.#maybeFinish();
+            continue;
+          }
+        } else if (this.#queue.length === 0) await this.#arrival();
+        const work = this.#queue.shift();
         if (!work) continue;
         await this.#do(work);
         if (work.k === "batch") await this.#ready();
@@ -484,13 +539,8 @@ export class Task {
         await this.#head.run(work.records, token);
         this.#mailbox--;
         token.release();
-        this.#held.push(held);
         // Ask for a checkpoint once half of the input credit waits on one, before senders stall.
-        const threshold = Math.max(2, (this.#inputs.length * this.#init.capacity) >> 1);
-        if (!this.#wanted && this.#held.length >= threshold) {
-          this.#wanted = true;
-          this.#post({ t: "wantCheckpoint" });
-        }
+        this.#hold(held, Math.max(2, (this.#inputs.length * this.#init.capacity) >> 1));
         return;
       }
       case "wm":
@@ -509,6 +559,17 @@ export class Task {
       case "ctl":
         await work.run();
     }
+  }
+
+  /** Keeps a processed batch until a checkpoint holds it; asks for one once `threshold` wait. */
+  #hold(held: Held, threshold: number): void {
+    this.#held.push(held);
+    if (!this.#wanted && this.#held.length >= threshold) this.#wantCheckpoint();
+  }
+
+  #wantCheckpoint(): void {
+    this.#wanted = true;
+    this.#post({ t: "wantCheckpoint" });
   }
 
   /** Recomputes the watermark: the minimum over live inputs, ignoring idle ones. */
@@ -530,17 +591,26 @@ export class Task {
     }
   }
 
-  async #pull(): Promise<void> {
-    const src = this.#source!;
-    const stage = this.#init.chain[0]!.stage;
+  /** One pull from the source: its batch, `null` at the end of input, or what it threw. */
+  async #fetch(): Promise<Pulled> {
     const max = this.#init.source?.batchSize ?? 512;
-    let batch: SourceBatch<unknown> | null;
     try {
-      batch = await src.pull({ max, signal: this.#pullStop.signal }, this.#sourceCtx!);
+      return {
+        batch: await this.#source!.pull({ max, signal: this.#pullStop.signal }, this.#sourceCtx!),
+      };
     } catch (error) {
-      if (this.#sourceDone) batch = null;
-      else throw new HookFailure(stage, error);
+      return { error };
     }
+  }
+
+  /** Runs a pulled batch through the chain. */
+  async #consume(pulled: Pulled): Promise<void> {
+    const stage = this.#init.chain[0]!.stage;
+    let batch: SourceBatch<unknown> | null;
+    if ("error" in pulled) {
+      if (this.#sourceDone) batch = null;
+      else throw new HookFailure(stage, pulled.error);
+    } else batch = pulled.batch;
     if (batch === null) {
       this.#sourceDone = true;
       this.#watermark = Infinity;
@@ -552,15 +622,28 @@ export class Task {
     // Dead letters the source asked for (input it could not decode), tied to this pull's position.
     const dead = this.#sourceCtx!.dead.splice(0);
     if (records.length === 0 && dead.length === 0) {
+      // Caught up: what a fused stateful stage holds back from the source is checkpointed now,
+      // so a source that answers its clients on ack (HTTP) does not wait for the timer.
+      if (this.#held.length > 0 && !this.#wanted) this.#wantCheckpoint();
       if (batch.watermark !== undefined && batch.watermark > this.#watermark) {
         this.#watermark = batch.watermark;
         await this.#head.watermark(batch.watermark);
-      } else await this.#next(10).then((w) => w && this.#queue.unshift(w));
+      } else await this.#arrival(10);
       return;
     }
-    const slot = { position: batch.position, done: false };
+    const slot: Slot = { position: batch.position, done: false };
     this.#positions.push(slot);
+    // With a stateful stage fused in, the source's position is acked only once a checkpoint holds
+    // the state these records went into: after a crash the source resumes where that state ends.
+    const held: Held | undefined = this.#init.checkpoint ? { seq: 0, slot } : undefined;
+    let done!: () => void;
+    if (held) held.outputs = new Promise<void>((resolve) => done = resolve);
     const token = new Token(() => {
+      if (held) {
+        held.outputs = undefined;
+        done();
+        return;
+      }
       slot.done = true;
       this.#ackPositions();
     });
@@ -577,6 +660,8 @@ export class Task {
     for (const r of records) if (r.ts > this.#maxTs) this.#maxTs = r.ts;
     if (records.length > 0) await this.#head.run(records, token);
     token.release();
+    // Pulls cost no credit, so more may wait here than on an input before a checkpoint is asked.
+    if (held) this.#hold(held, SOURCE_HOLD);
     const wm = Math.max(
       this.#maxTs - (this.#init.source?.outOfOrdernessMs ?? 0),
       batch.watermark ?? -Infinity,
@@ -603,6 +688,8 @@ export class Task {
   async #maybeFinish(): Promise<void> {
     if (this.#finished) return;
     if (this.#source ? !this.#sourceDone : this.#inputs.some((i) => !i.ended)) return;
+    // A pull stopped under way: what it returns is run first (its end calls this again).
+    if (this.#pulling) return;
     if (!this.#source && this.#watermark < Infinity) {
       this.#watermark = Infinity;
       await this.#head.watermark(Infinity);

@@ -53,6 +53,15 @@ export interface StageContext<O = unknown> {
   keyed<V>(name?: string): KeyedState<V>;
   /** The partition a key hashes to. */
   partitionOf(key: string): number;
+  /**
+   * For a source: the `position` of the last batch whose records a stored checkpoint holds, when
+   * the source runs fused with a stateful stage (parallelism 1) and that checkpoint is being
+   * restored (a restart, or `restoreState`). A source that can seek starts right after it, so the
+   * restored state and the input line up exactly; one that cannot starts where it would (Kafka
+   * from its committed offsets, which are committed only once a checkpoint holds them).
+   * Undefined otherwise.
+   */
+  readonly resumeFrom?: unknown;
 }
 
 /** What a source's `pull` returns: records and an opaque position acked once they are all done. */

@@ -142,7 +142,8 @@ export const generatorSource: SourceDefinition<EcommerceEvent, GeneratorConfig> 
   open(config, ctx) {
     const make = eventMaker(config);
     const step = ctx.parallelism;
-    let next = ctx.instance;
+    // A position is the next id to make: resumed, it goes on right after a checkpoint's input.
+    let next = typeof ctx.resumeFrom === "number" ? ctx.resumeFrom : ctx.instance;
     // Token bucket: starts with one token, refills at the instance's rate, holds ≤ 50 ms of burst
     // so a source that was not pulled for a while does not flood the pipeline afterwards.
     const perMs = config.ratePerSec === undefined ? Infinity : config.ratePerSec / step / 1000;

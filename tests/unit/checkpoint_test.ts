@@ -42,23 +42,28 @@ Deno.test("A stateful stage that crashes resumes from its checkpoint: per-key su
 
 Deno.test("restoreState resumes keyed state stored by an earlier run of the same pipeline", async () => {
   const state = memoryStateBackend();
-  const run = async (count: number, restoreState: boolean) => {
+  const run = async (count: number, restoreState: boolean, fuse: boolean) => {
     const out = collect<Sum>();
-    await pipeline({ name: "resume", mode: "inline", signals: false, state, restoreState })
+    await pipeline({ name: `resume-${fuse}`, mode: "inline", signals: false, state, restoreState })
       .from(source(count))
       .keyBy()
-      .via(stage<Ev, Sum>(fixtures, {}, { export: "keyedSum" }), { name: "sum" })
+      .via(stage<Ev, Sum>(fixtures, {}, { export: "keyedSum" }), { name: "sum", fuse })
       .to(out.sink)
       .run();
     const sums = Object.fromEntries((await out.values()).map((v) => [v.key, v.sum]));
     await out.clear();
     return sums;
   };
-  const first = await run(1000, false);
+  // Fused with its source (both at parallelism 1), the checkpoint holds the source's position
+  // too: the resumed run goes on after record 999 and its sums are exactly those of 0..1499.
+  assert.deepEqual(await run(1000, false, true), expectedSums(1000, 20));
+  assert.deepEqual(await run(1500, true, true), expectedSums(1500, 20));
+  // Apart, the source starts over on its own: the restored sums count records 0..999 twice.
+  const first = await run(1000, false, false);
   assert.deepEqual(first, expectedSums(1000, 20));
-  const second = await run(1000, true);
+  const second = await run(1000, true, false);
   const doubled = Object.fromEntries(Object.entries(first).map(([k, v]) => [k, 2 * v]));
   assert.deepEqual(second, doubled);
-  const fresh = await run(1000, false);
+  const fresh = await run(1000, false, false);
   assert.deepEqual(fresh, first);
 });

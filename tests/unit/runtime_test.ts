@@ -215,7 +215,8 @@ Deno.test("Pipeline.scale() moves keyed state: 1 → 3 → 2 gives the same per-
     const p = pipeline({ mode, signals: false });
     p.from(paced(count, { keys: 50, perPull: 200, delayMs: scale ? 5 : 0 }))
       .keyBy()
-      .via(ref("keyedSum", {}), { name: "sum" })
+      // Not fused with the source at parallelism 1: a fused stage cannot be rescaled.
+      .via(ref("keyedSum", {}), { name: "sum", fuse: false })
       .to(out.sink);
     const running = p.run();
     if (scale) {

@@ -6,8 +6,9 @@ import { batch, rateLimit, sort, window } from "../../../mod.ts";
 import { modeTest, rec, run } from "./_modes.ts";
 
 type V = { v: number };
-// 25 records/s with a burst of 1: one record every 40 ms.
-const trickle = () => rateLimit<V>({ perSecond: 25, burst: 1 });
+// 25 records/s with a burst of 1: one record every 40 ms. In a task of its own: fused with the
+// source, it would see the end of input at once and flush what it holds as one emission.
+const trickle = () => rateLimit<V>({ perSecond: 25, burst: 1 }, { fuse: false });
 const input = Array.from({ length: 8 }, (_, i) => rec({ v: 8 - i }, 10 * i, "a"));
 
 modeTest(
