@@ -437,8 +437,9 @@ export class SinkOp extends Op {
     observe(this.counters, performance.now() - started);
   }
 
-  async watermark(wm: number): Promise<void> {
+  watermark(wm: number): Promise<void> {
     this.ctx.received = wm;
+    return Promise.resolve();
   }
   async tick(): Promise<void> {}
 
