@@ -123,6 +123,8 @@ export class Task {
   readonly #pullStop = new AbortController();
   #dlqSeq = 0;
   readonly #dlqWaiting = new Map<number, Token>();
+  /** The finish, waiting until no dead letter nor source position waits for an ack. */
+  #quiet: (() => void) | undefined;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #finished = false;
   #failed = false;
@@ -287,6 +289,7 @@ export class Task {
       case "dlqAck": {
         const token = this.#dlqWaiting.get(msg.id);
         this.#dlqWaiting.delete(msg.id);
+        this.#settled();
         if (msg.error) this.#fail(new HookFailure("dead-letter", new Error(msg.error.message)));
         else token?.release();
         break;
@@ -683,6 +686,16 @@ export class Task {
           .catch((e) => this.#fail(new HookFailure(this.#init.chain[0]!.stage, e)));
       }
     }
+    this.#settled();
+  }
+
+  /** Wakes the finish waiting for dead letters and source positions to be acked, once none wait. */
+  #settled(): void {
+    if (this.#quiet && this.#dlqWaiting.size === 0 && this.#positions.length === 0) {
+      const quiet = this.#quiet;
+      this.#quiet = undefined;
+      quiet();
+    }
   }
 
   async #maybeFinish(): Promise<void> {
@@ -706,8 +719,8 @@ export class Task {
       this.#post({ t: "wantCheckpoint" });
       await empty;
     }
-    while (this.#dlqWaiting.size > 0 || this.#positions.length > 0) {
-      await new Promise((r) => setTimeout(r, 5));
+    if (this.#dlqWaiting.size > 0 || this.#positions.length > 0) {
+      await new Promise<void>((resolve) => this.#quiet = resolve);
     }
     await this.#ackChain;
     await this.#close();

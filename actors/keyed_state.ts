@@ -22,9 +22,9 @@ import { partitionOf } from "./partitioner.ts";
  */
 export class KeyedState<V> {
   readonly #partitions: number;
-  readonly #shards = new Map<number, Map<string, V>>();
-  /** Partitions touched since the last {@linkcode KeyedState.takeDirty}: values may be mutated in place after `get`. */
-  readonly #dirty = new Set<number>();
+  readonly #shards = new Map<number, Shard<V>>();
+  /** Each key held → its partition's shard: one lookup per access, no hashing once a key is in. */
+  readonly #home = new Map<string, Shard<V>>();
 
   /**
    * Creates empty state.
@@ -35,43 +35,52 @@ export class KeyedState<V> {
     this.#partitions = partitions;
   }
 
-  #shard(key: string, create: boolean): Map<string, V> | undefined {
-    const p = partitionOf(key, this.#partitions);
-    this.#dirty.add(p);
+  #shardOf(p: number): Shard<V> {
     let shard = this.#shards.get(p);
-    if (!shard && create) {
-      shard = new Map();
+    if (!shard) {
+      shard = { p, map: new Map(), dirty: false };
       this.#shards.set(p, shard);
     }
     return shard;
   }
 
-  /** The state of `key`, or undefined. */
+  /** The state of `key`, or undefined. Its partition is checkpointed: it may be changed in place. */
   get(key: string): V | undefined {
-    return this.#shard(key, false)?.get(key);
+    const shard = this.#home.get(key);
+    if (shard === undefined) return undefined;
+    shard.dirty = true;
+    return shard.map.get(key);
   }
 
   /** Whether `key` has state. */
   has(key: string): boolean {
-    return this.#shard(key, false)?.has(key) ?? false;
+    return this.#home.has(key);
   }
 
   /** Sets the state of `key`. */
   set(key: string, value: V): this {
-    this.#shard(key, true)!.set(key, value);
+    let shard = this.#home.get(key);
+    if (shard === undefined) {
+      shard = this.#shardOf(partitionOf(key, this.#partitions));
+      this.#home.set(key, shard);
+    }
+    shard.dirty = true;
+    shard.map.set(key, value);
     return this;
   }
 
   /** Forgets `key`. */
   delete(key: string): boolean {
-    return this.#shard(key, false)?.delete(key) ?? false;
+    const shard = this.#home.get(key);
+    if (shard === undefined) return false;
+    shard.dirty = true;
+    this.#home.delete(key);
+    return shard.map.delete(key);
   }
 
   /** Number of keys held. */
   get size(): number {
-    let n = 0;
-    for (const shard of this.#shards.values()) n += shard.size;
-    return n;
+    return this.#home.size;
   }
 
   /**
@@ -80,13 +89,17 @@ export class KeyedState<V> {
    * it). Values taken with `get` may be changed in place: their partition is checkpointed.
    */
   *entries(): IterableIterator<[string, V]> {
-    for (const shard of this.#shards.values()) yield* shard.entries();
+    for (const shard of this.#shards.values()) yield* shard.map.entries();
   }
 
-  /** Partitions read or written since the last call (whose state may have changed), and resets the set. */
+  /** Partitions written, or read with `get`, since the last call (their state may have changed); resets them. */
   takeDirty(): number[] {
-    const dirty = [...this.#dirty];
-    this.#dirty.clear();
+    const dirty: number[] = [];
+    for (const shard of this.#shards.values()) {
+      if (!shard.dirty) continue;
+      shard.dirty = false;
+      dirty.push(shard.p);
+    }
     return dirty;
   }
 
@@ -99,28 +112,39 @@ export class KeyedState<V> {
     const out: [number, [string, V][]][] = [];
     if (!partitions) {
       for (const [p, shard] of this.#shards) {
-        if (shard.size > 0) out.push([p, [...shard.entries()]]);
+        if (shard.map.size > 0) out.push([p, [...shard.map.entries()]]);
       }
       return out;
     }
-    for (const p of partitions) out.push([p, [...(this.#shards.get(p)?.entries() ?? [])]]);
+    for (const p of partitions) out.push([p, [...(this.#shards.get(p)?.map.entries() ?? [])]]);
     return out;
   }
 
   /** Adds partitions' state taken from another instance's `snapshot`. */
   restore(snapshot: [number, [string, V][]][]): void {
     for (const [p, entries] of snapshot) {
-      const shard = this.#shards.get(p) ?? new Map<string, V>();
-      for (const [k, v] of entries) shard.set(k, v);
-      this.#shards.set(p, shard);
+      const shard = this.#shardOf(p);
+      for (const [k, v] of entries) {
+        shard.map.set(k, v);
+        this.#home.set(k, shard);
+      }
     }
   }
 
   /** Drops partitions this instance no longer owns. */
   drop(partitions: Iterable<number>): void {
     for (const p of partitions) {
+      const shard = this.#shards.get(p);
+      if (!shard) continue;
+      for (const k of shard.map.keys()) this.#home.delete(k);
       this.#shards.delete(p);
-      this.#dirty.delete(p);
     }
   }
+}
+
+/** The keys of one partition; `dirty` once changed (or read) since the last checkpoint. */
+interface Shard<V> {
+  p: number;
+  map: Map<string, V>;
+  dirty: boolean;
 }
