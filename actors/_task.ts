@@ -77,6 +77,7 @@ type Work =
   | { k: "wm"; input: Input; wm: number }
   | { k: "eos"; input: Input }
   | { k: "tick" }
+  | { k: "pulled"; pulled: Pulled }
   | { k: "ctl"; run: () => Promise<void> };
 
 async function loadDefinition(module: string, name: string): Promise<StageDefinition> {
@@ -91,8 +92,14 @@ async function loadDefinition(module: string, name: string): Promise<StageDefini
 /** Error codes that no restart can cure when a stage fails to open. */
 const FATAL_AT_START = new Set(["E_CONFIG", "E_UNSTABLE", "NotCapable", "PermissionDenied"]);
 
-/** Source pulls a fused stateful stage holds (positions not yet acked) before it asks for a checkpoint. */
-const SOURCE_HOLD = 16;
+/**
+ * Source pulls a fused stateful stage holds (positions not yet acked) before it asks for a
+ * checkpoint; besides, one is taken every `checkpointMs` and whenever the source has caught up.
+ */
+const SOURCE_HOLD = 256;
+
+/** Longest a task runs work back to back before it lets control messages and timers in, ms. */
+const YIELD_MS = 4;
 
 /** How long a killed or failed task waits for its stages' `close()` hooks before giving up. */
 export const CLOSE_TIMEOUT_MS = 1000;
@@ -105,8 +112,11 @@ export class Task {
   #wake: (() => void) | undefined;
   /** Where the source's input ends in the state the last checkpoint holds (fused stateful tasks). */
   #resume: SourceResume | undefined;
-  /** The source's pull under way, if any. */
-  #pulling: Promise<Pulled> | undefined;
+  /** When the loop last let events in (see {@linkcode YIELD_MS}). */
+  #lastYield = 0;
+  #yielder: MessageChannel | undefined;
+  /** A pull from the source is under way (its result will be queued as `pulled` work). */
+  #pulling = false;
   readonly #inputs: Input[] = [];
   readonly #outputs: OutEdge[] = [];
   readonly #ops: (ProcessorOp | SinkOp)[] = [];
@@ -455,6 +465,20 @@ export class Task {
     this.#wake?.();
   }
 
+  /** Lets queued events (control messages, timers) run: a macrotask turn, unclamped. */
+  #yield(): Promise<void> {
+    if (this.#failed || this.#finished) return Promise.resolve();
+    this.#yielder ??= new MessageChannel();
+    const { port1, port2 } = this.#yielder;
+    return new Promise<void>((resolve) => {
+      port1.onmessage = () => {
+        this.#lastYield = performance.now();
+        resolve();
+      };
+      port2.postMessage(null);
+    });
+  }
+
   /** Resolves once work is queued (or the task ends), or after `timeoutMs`; takes nothing. */
   #arrival(timeoutMs?: number): Promise<void> {
     if (this.#queue.length > 0 || this.#finished || this.#failed) return Promise.resolve();
@@ -486,20 +510,15 @@ export class Task {
         if (this.#queue.length === 0 && this.#source && !this.#sourceDone && !this.#pulling) {
           await this.#ready();
           if (this.#queue.length === 0 && !this.#sourceDone && !this.#failed) {
-            this.#pulling = this.#fetch();
+            // What the pull gives is queued as work: meanwhile ticks and control run.
+            this.#pulling = true;
+            void this.#fetch().then((pulled) => this.#enqueue({ k: "pulled", pulled }));
           }
         }
-        const pulling = this.#pulling;
-        if (this.#queue.length === 0 && pulling) {
-          const pulled = await Promise.race([pulling, this.#arrival().then(() => undefined)]);
-          if (pulled !== undefined) {
-            this.#pulling = undefined;
-            await this.#consume(pulled);
-            // Stopped while this pull was under way: the stop's own finish waited for it.
-            if (this.#sourceDone) await this.#maybeFinish();
-            continue;
-          }
-        } else if (this.#queue.length === 0) await this.#arrival();
+        if (this.#queue.length === 0) await this.#arrival();
+        // Work that only ever waits on promises (a fast source, a fused chain with no channel to
+        // wait on) would never let a message in: checkpoints, stop and kill would wait for the end.
+        if (performance.now() - this.#lastYield > YIELD_MS) await this.#yield();
         const work = this.#queue.shift();
         if (!work) continue;
         await this.#do(work);
@@ -558,6 +577,12 @@ export class Task {
       case "tick":
         await this.#advance();
         await this.#head.tick(Date.now());
+        return;
+      case "pulled":
+        this.#pulling = false;
+        await this.#consume(work.pulled);
+        // Stopped while this pull was under way: the stop's own finish waited for it.
+        if (this.#sourceDone) await this.#maybeFinish();
         return;
       case "ctl":
         await work.run();
@@ -733,6 +758,13 @@ export class Task {
     for (const [stage, close] of this.#unclosed()) await guard(stage, close);
     for (const i of this.#inputs) i.port.close();
     for (const o of this.#outputs) o.close();
+    this.#closeYielder();
+  }
+
+  #closeYielder(): void {
+    this.#yielder?.port1.close();
+    this.#yielder?.port2.close();
+    this.#yielder = undefined;
   }
 
   /** The `close()` of each stage not closed yet, in chain order, marked closed as it is taken. */
@@ -808,6 +840,7 @@ export class Task {
     for (const t of this.#timers) clearInterval(t);
     for (const i of this.#inputs) i.port.close();
     for (const o of this.#outputs) o.close();
+    this.#closeYielder();
     this.#wake?.();
     this.#releasing ??= this.#release();
     this.#killing ??= this.#releasing.then(() => this.#post({ t: "closed" }));
@@ -819,6 +852,7 @@ export class Task {
     this.#failed = true;
     this.#kill.abort();
     for (const t of this.#timers) clearInterval(t);
+    this.#closeYielder();
     const stage = error instanceof HookFailure ? error.stage : this.#init?.chain[0]?.stage ?? "?";
     const cause = error instanceof HookFailure ? error.cause : error;
     const error_ = toErrorInfo(cause);

@@ -1,7 +1,8 @@
 // Stages used by bench/w2.ts: a keyed revenue sum, a totals sink, a null sink, a slow sink and a
 // stateless processor that crashes its worker once per marker file (so a restarted instance does
 // not fail again on the replayed record).
-import { defineProcessor, defineSink, type StreamRecord } from "../actors/mod.ts";
+import { defineProcessor, defineSink } from "../actors/stage.ts";
+import type { StreamRecord } from "../actors/record.ts";
 import { z } from "../actors/_deps.ts";
 
 /** What flows into the keyed sum: revenue of one purchase. */
