@@ -37,6 +37,7 @@ export interface Resolved {
   idleTimeoutMs: number;
   permissions: StagePermissions;
   stateful: boolean;
+  align?: { maxDriftMs: number };
 }
 
 /** A group of fused stages, run as `parallelism` task instances. */

@@ -13,7 +13,7 @@ import {
   type StageSpec,
   type StateSnapshot,
 } from "./_protocol.ts";
-import type { Token } from "./_token.ts";
+import { Token } from "./_token.ts";
 import { sleep } from "./_sleep.ts";
 
 /** A failure in a stage hook other than `process` (those are retried and dead-lettered). */
@@ -394,6 +394,15 @@ export class ProcessorOp extends Op {
 /** A sink instance at the end of a chain. */
 export class SinkOp extends Op {
   readonly #hooks: SinkInstance<unknown>;
+  /**
+   * Records per write when the sink is fused behind a processor, which hands it whatever one
+   * input batch or watermark produced (a few fired windows, say): those are gathered into
+   * writes of up to this many, and the task drains the rest whenever it runs out of work, so
+   * nothing waits for more input. 0: each batch is written as it comes (a channel batched it).
+   */
+  coalesce = 0;
+  #pending: [StreamRecord<unknown>[], Token][] = [];
+  #pendingCount = 0;
 
   constructor(spec: StageSpec, services: TaskServices, ctx: Context, hooks: SinkInstance<unknown>) {
     super(spec, services, ctx);
@@ -404,7 +413,29 @@ export class SinkOp extends Op {
     await this.#hooks.write(records, this.ctx as StageContext<never>);
   }
 
-  async run(records: StreamRecord<unknown>[], token: Token): Promise<void> {
+  run(records: StreamRecord<unknown>[], token: Token): Promise<void> {
+    if (this.coalesce <= 0) return this.#run(records, token);
+    token.hold();
+    this.#pending.push([records, token]);
+    this.#pendingCount += records.length;
+    return this.#pendingCount >= this.coalesce ? this.drain() : Promise.resolve();
+  }
+
+  /** Writes what `run` gathered, as one batch; each input's token is released once it is done. */
+  async drain(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    const groups = this.#pending;
+    this.#pending = [];
+    this.#pendingCount = 0;
+    const records = groups.length === 1 ? groups[0]![0] : groups.flatMap(([r]) => r);
+    const token = new Token(() => {
+      for (const [, t] of groups) t.release();
+    });
+    await this.#run(records, token);
+    token.release();
+  }
+
+  async #run(records: StreamRecord<unknown>[], token: Token): Promise<void> {
     const started = performance.now();
     this.counters.in += records.length;
     const failed: [StreamRecord<unknown>, ErrorInfo, number][] = [];
@@ -441,9 +472,12 @@ export class SinkOp extends Op {
     this.ctx.received = wm;
     return Promise.resolve();
   }
-  async tick(): Promise<void> {}
+  tick(): Promise<void> {
+    return this.drain();
+  }
 
   async flush(): Promise<void> {
+    await this.drain();
     await guard(this.spec.stage, () => this.#hooks.flush?.(this.ctx as StageContext<never>));
   }
 

@@ -41,6 +41,7 @@ export const stageOptionsSchema = z.object({
   deadLetter: z.custom<object>((v) => typeof v === "object" && v !== null, "must be a sink")
     .optional(),
   watermarks: z.object({ outOfOrdernessMs: z.number().nonnegative().finite() }).strict().optional(),
+  align: z.object({ maxDriftMs: z.number().nonnegative().finite() }).strict().optional(),
 }).strict();
 
 /** Pipeline options. */

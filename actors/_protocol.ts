@@ -67,6 +67,8 @@ export interface TaskInit {
   checkpoint?: boolean;
   /** Mailbox capacity per input channel, in batches. */
   capacity: number;
+  /** Hold back inputs whose watermark is this far ahead of the slowest active one (ms). */
+  alignMs?: number;
 }
 
 /** Keyed state of a stage: per state name, the partition snapshots; plus the extra hook state. */

@@ -377,6 +377,7 @@ export class Runtime {
       hold,
       checkpoint: g.options.stateful,
       capacity: g.options.capacity,
+      alignMs: g.options.align?.maxDriftMs,
       source: { outOfOrdernessMs: this.#o.outOfOrdernessMs, batchSize: g.options.batchSize },
     };
     inst.host.post(init, transfer);

@@ -89,8 +89,11 @@ export class Sender {
   push(record: StreamRecord<unknown>, token: Token): void {
     // A killed task's hooks may still finish: what they emit goes nowhere (its input is replayed).
     if (this.#closed) return;
-    // A watermark waits at the end of the open batch: later records go into the next batch.
-    if (this.#wmPending) this.seal();
+    // A watermark pending on the open batch rides at its end. A record behind it in time (late)
+    // must stay behind it, so it starts the next batch; one at or past it may go before it, as
+    // it changes nothing the watermark decides: batches stay full where watermarks come often
+    // (one per file chunk, say).
+    if (this.#wmPending && record.ts < this.#lastWatermark) this.seal();
     this.#open.push(record);
     if (token !== this.#lastToken && !this.#openTokens.has(token)) {
       this.#openTokens.add(token);

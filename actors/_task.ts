@@ -42,6 +42,8 @@ interface Input {
   wm: number;
   lastSeen: number;
   ended: boolean;
+  /** Work held back by watermark alignment, in arrival order (see `alignMs`). */
+  parked: Work[];
 }
 
 /** Where a source batch came from: acked to the source, in pull order, once done. */
@@ -174,6 +176,8 @@ export class Task {
         const at = this.#inputs.findIndex((i) => i.edge === msg.edge && i.from === msg.from);
         const old = at >= 0 ? this.#inputs.splice(at, 1)[0] : undefined;
         old?.port.close();
+        // Held back and never acked: the new incarnation's sender replays them.
+        if (old) this.#mailbox -= old.parked.filter((w) => w.k === "batch").length;
         const watermark = Math.max(old?.wm ?? -Infinity, msg.watermark);
         const { edge, from, port, sender } = msg;
         this.#addInput({ edge, from, port, watermark, sender });
@@ -373,6 +377,8 @@ export class Task {
       if (def.kind === "sink") {
         const hooks = await guard(spec.stage, () => def.open(config, ctx as never));
         const op = new SinkOp(spec, services, ctx, hooks);
+        // Fused behind a stage: it gets that stage's output piecemeal, not channel batches.
+        if (i > 0) op.coalesce = init.source?.batchSize ?? 512;
         ops.unshift(op);
         next = op;
       } else {
@@ -446,6 +452,7 @@ export class Task {
       wm: spec.watermark,
       lastSeen: Date.now(),
       ended: false,
+      parked: [],
     };
     this.#inputs.push(input);
     spec.port.onmessage = (e: MessageEvent<ToReceiver>) => {
@@ -515,7 +522,11 @@ export class Task {
             void this.#fetch().then((pulled) => this.#enqueue({ k: "pulled", pulled }));
           }
         }
-        if (this.#queue.length === 0) await this.#arrival();
+        if (this.#queue.length === 0) {
+          // Out of work: what a fused sink gathered is written now rather than after more input.
+          for (const op of this.#ops) if (op instanceof SinkOp) await op.drain();
+          if (this.#queue.length === 0) await this.#arrival();
+        }
         // Work that only ever waits on promises (a fast source, a fused chain with no channel to
         // wait on) would never let a message in: checkpoints, stop and kill would wait for the end.
         if (performance.now() - this.#lastYield > YIELD_MS) await this.#yield();
@@ -542,6 +553,7 @@ export class Task {
   async #work(work: Work): Promise<void> {
     switch (work.k) {
       case "batch": {
+        if (this.#park(work)) return;
         const { input, seq } = work;
         if (!this.#init.checkpoint) {
           const token = new Token(() => input.port.postMessage({ t: "a", seq }));
@@ -566,10 +578,12 @@ export class Task {
         return;
       }
       case "wm":
+        if (this.#park(work)) return;
         work.input.wm = Math.max(work.input.wm, work.wm);
         await this.#advance();
         return;
       case "eos":
+        if (this.#park(work)) return;
         work.input.ended = true;
         await this.#advance();
         await this.#maybeFinish();
@@ -612,10 +626,52 @@ export class Task {
       active++;
       wm = Math.min(wm, input.wm);
     }
+    this.#unpark();
     if (active === 0 && this.#inputs.some((i) => !i.ended)) return; // all idle: hold time
     if (wm > this.#watermark) {
       this.#watermark = wm;
       await this.#head.watermark(wm);
+    }
+  }
+
+  /**
+   * Watermark alignment: holds back work of an input that runs ahead. A batch is parked when its
+   * input's watermark is more than `alignMs` past the slowest other active input's; what follows
+   * it on that input is parked behind it, keeping the input's order. Parked batches stay unacked,
+   * so the sender stops once its credit is spent.
+   */
+  #park(work: Work & { input: Input }): boolean {
+    const alignMs = this.#init.alignMs;
+    if (alignMs === undefined) return false;
+    const { input } = work;
+    if (input.parked.length === 0 && (work.k !== "batch" || !this.#ahead(input, alignMs))) {
+      return false;
+    }
+    input.parked.push(work);
+    return true;
+  }
+
+  /** Whether `input` runs more than `alignMs` ahead of the slowest other active input. */
+  #ahead(input: Input, alignMs: number): boolean {
+    const now = Date.now();
+    let slowest = Infinity;
+    for (const other of this.#inputs) {
+      if (other === input || other.ended || now - other.lastSeen > this.#init.idleTimeoutMs) {
+        continue;
+      }
+      if (other.wm < slowest) slowest = other.wm;
+    }
+    return slowest !== Infinity && input.wm > slowest + alignMs;
+  }
+
+  /** Puts parked work of inputs no longer ahead back at the front of the queue, in order. */
+  #unpark(): void {
+    const alignMs = this.#init.alignMs;
+    if (alignMs === undefined) return;
+    for (const input of this.#inputs) {
+      if (input.parked.length === 0 || this.#ahead(input, alignMs)) continue;
+      this.#queue.unshift(...input.parked);
+      input.parked = [];
     }
   }
 

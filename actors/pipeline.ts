@@ -14,7 +14,8 @@ import { type RunSummary, Runtime } from "./_runtime.ts";
 import type { StageCounters } from "./_protocol.ts";
 import { keyByRef } from "./_key_by.ts";
 import { checkOptions, pipelineOptionsSchema } from "./_options.ts";
-import { memoryStateBackend, type StateBackend } from "./state_backend.ts";
+import type { StateBackend } from "./state_backend.ts";
+import { inMemoryState } from "./_memory_state.ts";
 
 export type { RunSummary, StageCounters };
 
@@ -211,7 +212,7 @@ export class Pipeline implements AsyncDisposable {
       deadLetters: (stage) => perStage.get(stage) ?? fallback,
       outOfOrdernessMs: o.outOfOrdernessMs ?? 0,
       signals: o.signals ?? true,
-      state: o.state ?? memoryStateBackend(),
+      state: o.state ?? inMemoryState(false),
       checkpointMs: o.checkpointMs ?? 1000,
       restoreState: o.restoreState ?? false,
     });

@@ -46,6 +46,17 @@ export interface StageOptions {
    * such as decoders after a file or socket source, whose chunks carry no event time.
    */
   watermarks?: { outOfOrdernessMs: number };
+  /**
+   * Watermark alignment across this stage's inputs (like Flink's, on the receiving side): an
+   * input whose watermark runs more than `maxDriftMs` ahead of the slowest active input is held
+   * back, its batches left unacked in the mailbox so its sender runs out of credit and stops,
+   * until the others catch up. Bounds the open windows (and checkpoints) of a stage fed by
+   * parallel sources that read at different speeds, such as a file striped over N readers. An
+   * input silent for `idleTimeoutMs`, or ended, holds nothing back. Use it where the inputs come
+   * from independent upstream tasks: held-back credit stalls a task's every output, so inputs
+   * that share an upstream (a fan-out) would wait for `idleTimeoutMs`.
+   */
+  align?: { maxDriftMs: number };
 }
 
 /**

@@ -1,3 +1,5 @@
+import { inMemoryState } from "./_memory_state.ts";
+
 /**
  * Where stateful stages keep their checkpoints: keyed state per partition, so it can be restored
  * when an instance restarts and moved when partitions change owner.
@@ -33,15 +35,5 @@ export interface StateBackend {
  * ```
  */
 export function memoryStateBackend(): StateBackend & { readonly size: number } {
-  const map = new Map<string, unknown>();
-  return {
-    get size() {
-      return map.size;
-    },
-    getMany: (keys) => Promise.resolve(keys.map((k) => structuredClone(map.get(k)))),
-    setMany(entries) {
-      for (const [k, v] of entries) map.set(k, structuredClone(v));
-      return Promise.resolve();
-    },
-  };
+  return inMemoryState(true);
 }

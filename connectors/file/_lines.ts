@@ -34,21 +34,26 @@ export function chunkLines(chunk: FileChunk): NumberedLine[] {
   return lines;
 }
 
-/** A record for one line: the chunk's event time and headers `{ file, line }` (plus the chunk's others). */
-export function lineRecord<T>(
+/**
+ * Makes the records for the lines of one chunk: the chunk's key and event time, headers
+ * `{ file, line }` (plus the chunk's others but `offset`). What depends on the chunk only is
+ * worked out once, not per line.
+ */
+export function lineRecords(
   source: StreamRecord<FileChunk>,
-  value: T,
-  line: number,
-): StreamRecord<T> {
-  let headers: Record<string, string>;
+): <T>(value: T, line: number) => StreamRecord<T> {
+  const { key, ts } = source;
+  const file = source.value.file;
   const extra = source.headers;
+  let base: Record<string, string> | undefined;
   if (extra && Object.keys(extra).some((k) => k !== "file" && k !== "line" && k !== "offset")) {
-    headers = { ...extra, file: source.value.file, line: String(line) };
-    delete headers.offset;
-  } else headers = { file: source.value.file, line: String(line) };
-  return source.key === undefined
-    ? { value, ts: source.ts, headers }
-    : { key: source.key, value, ts: source.ts, headers };
+    base = { ...extra };
+    delete base.offset;
+  }
+  return <T>(value: T, line: number): StreamRecord<T> => {
+    const headers = base ? { ...base, file, line: String(line) } : { file, line: String(line) };
+    return key === undefined ? { value, ts, headers } : { key, value, ts, headers };
+  };
 }
 
 /** The reason given with a dead-lettered line. */

@@ -8,7 +8,7 @@ import type { StreamRecord } from "../../actors/record.ts";
 import { defineProcessor, type ProcessorDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
 import { type CsvOptions, csvOptionsSchema, csvRowParser, toRow } from "./_csv.ts";
-import { chunkLines, lineError, lineRecord } from "./_lines.ts";
+import { chunkLines, lineError, lineRecords } from "./_lines.ts";
 import type { FileChunk } from "./file_source.ts";
 
 export type { CsvOptions };
@@ -51,6 +51,7 @@ export const decodeCsvStage: ProcessorDefinition<FileChunk, CsvRow, CsvOptions> 
         }
         const out: StreamRecord<CsvRow>[] = [];
         const lines = chunkLines(chunk);
+        const lineRecord = lineRecords(record);
         for (let i = 0; i < lines.length; i++) {
           const { line } = lines[i]!;
           let text = lines[i]!.text;
@@ -64,9 +65,9 @@ export const decodeCsvStage: ProcessorDefinition<FileChunk, CsvRow, CsvOptions> 
             }
             if (fields === "open") throw new Error("quote not closed");
             const row = toRow(fields, columns, options.relaxColumnCount ?? false);
-            out.push(lineRecord(record, row, line));
+            out.push(lineRecord(row, line));
           } catch (e) {
-            ctx.deadLetter(lineRecord(record, text, line), lineError("CSV", chunk.file, line, e));
+            ctx.deadLetter(lineRecord(text, line), lineError("CSV", chunk.file, line, e));
           }
         }
         return out;

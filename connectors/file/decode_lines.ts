@@ -8,7 +8,7 @@ import { parseConfig } from "../../actors/_config.ts";
 import type { StreamRecord } from "../../actors/record.ts";
 import { defineProcessor, type ProcessorDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
-import { eachLine, lineRecord } from "./_lines.ts";
+import { eachLine, lineRecords } from "./_lines.ts";
 import type { FileChunk } from "./file_source.ts";
 
 /** Options of {@linkcode decodeLines}. */
@@ -37,8 +37,9 @@ export const decodeLinesStage: ProcessorDefinition<FileChunk, string, DecodeLine
       return {
         process(record: StreamRecord<FileChunk>): StreamRecord<string>[] {
           const out: StreamRecord<string>[] = [];
+          const lineRecord = lineRecords(record);
           eachLine(record.value, (text, line) => {
-            if (!config.skipEmpty || text !== "") out.push(lineRecord(record, text, line));
+            if (!config.skipEmpty || text !== "") out.push(lineRecord(text, line));
           });
           return out;
         },

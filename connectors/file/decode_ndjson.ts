@@ -8,7 +8,7 @@ import { parseConfig } from "../../actors/_config.ts";
 import type { StreamRecord } from "../../actors/record.ts";
 import { defineProcessor, type ProcessorDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
-import { eachLine, eventTime, lineError, lineRecord } from "./_lines.ts";
+import { eachLine, eventTime, lineError, lineRecords } from "./_lines.ts";
 import type { FileChunk } from "./file_source.ts";
 
 /** Options of {@linkcode decodeNdjson}. */
@@ -39,15 +39,16 @@ export const decodeNdjsonStage: ProcessorDefinition<FileChunk, unknown, DecodeNd
           const out: StreamRecord<unknown>[] = [];
           const { file } = record.value;
           const tsField = config.tsField;
+          const lineRecord = lineRecords(record);
           eachLine(record.value, (text, line) => {
             if (text.length === 0 || text.trim() === "") return;
             try {
               const value: unknown = JSON.parse(text);
-              const r = lineRecord(record, value, line);
+              const r = lineRecord(value, line);
               if (tsField) r.ts = eventTime(value, tsField);
               out.push(r);
             } catch (e) {
-              ctx.deadLetter(lineRecord(record, text, line), lineError("NDJSON", file, line, e));
+              ctx.deadLetter(lineRecord(text, line), lineError("NDJSON", file, line, e));
             }
           });
           return out;

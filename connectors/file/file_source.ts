@@ -104,8 +104,11 @@ const fileSourceConfig: z.ZodType<FileSourceConfig, FileSourceOptions> = z.objec
 
 /**
  * The `file` source definition (config {@linkcode FileSourceOptions}). Each pull reads one chunk,
- * only when pulled; the position of a pull is a {@linkcode FilePosition}. With parallelism N,
- * files are spread over the instances by path hash. Prefer the {@linkcode fileSource} builder.
+ * only when pulled; the position of a pull is a {@linkcode FilePosition}. With parallelism N, a
+ * glob's files are spread over the instances by path hash; one `path` (not followed) is read by
+ * every instance, instance i handing out chunks i, i + N, … and only counting the lines of the
+ * others, so a decoder fused behind it parses in N workers with no hop between them. Prefer the
+ * {@linkcode fileSource} builder.
  *
  * @example
  * ```ts
@@ -121,6 +124,8 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
   permissions: "none",
   open(config, ctx) {
     const csvHeader = config.format === "csv" && (config.csv?.header ?? true);
+    // One file read by N instances: each takes every N-th chunk (the cut is the same in all).
+    const striped = config.path !== undefined && !config.follow && ctx.parallelism > 1;
     const files = new FileSet({
       pattern: config.path ?? config.glob!,
       follow: config.follow,
@@ -133,13 +138,28 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
         header: csvHeader,
       },
       mine: (path) =>
-        ctx.parallelism === 1 || ctx.partitionOf(path) % ctx.parallelism === ctx.instance,
+        striped || ctx.parallelism === 1 ||
+        ctx.partitionOf(path) % ctx.parallelism === ctx.instance,
     });
+    // Chunks handed out of the current file so far (striped reads keep every N-th).
+    let chunkFile: string | undefined;
+    let chunkIndex = 0;
     // A stage the runtime kills is not closed: its files are closed all the same.
     ctx.signal.addEventListener("abort", () => files.close(), { once: true });
     return {
       async pull({ signal }) {
-        const next = await files.next();
+        let next = await files.next();
+        if (striped) {
+          // Another instance's chunk: read only to count its lines (line numbers stay exact).
+          while (typeof next === "object") {
+            if (next.cursor.path !== chunkFile) {
+              chunkFile = next.cursor.path;
+              chunkIndex = 0;
+            }
+            if (chunkIndex++ % ctx.parallelism === ctx.instance) break;
+            next = await files.next();
+          }
+        }
         if (next === "end") return null;
         if (next === "idle") {
           await sleep(config.pollMs, signal);
@@ -185,6 +205,11 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
  *   the glob are picked up. A partial last line is held until its newline arrives.
  * - **Gzip**: `.gz` files are gunzipped on the fly (also concatenated members); offsets count
  *   decompressed bytes, so resuming a gzip file re-reads it up to the offset.
+ * - **Parallel reads**: with `parallelism: N`, a glob's files are spread over the instances; one
+ *   `path` (not followed) is striped: every instance reads the file, instance i hands out chunks
+ *   i, i + N, … and only counts the lines of the rest. A decoder with the same parallelism is
+ *   fused behind it, so parsing runs in N workers and raw bytes never cross a channel. Positions
+ *   are then per instance (a `startAt` resumes one stripe).
  * - **Permissions**: the worker gets `read` on the path (or the glob's base directory).
  *
  * @param options See {@linkcode FileSourceOptions}.

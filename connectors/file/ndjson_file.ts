@@ -11,7 +11,7 @@ import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
 import { FileSet } from "./_file_set.ts";
 import { readRoot } from "./_glob.ts";
 import { sleep } from "../../actors/_sleep.ts";
-import { eachLine, eventTime, lineError, lineRecord } from "./_lines.ts";
+import { eachLine, eventTime, lineError, lineRecords } from "./_lines.ts";
 import type { FileChunk, FilePosition } from "./file_source.ts";
 
 /** Options of {@linkcode ndjsonFile}; exactly one of `path` and `glob` is required. */
@@ -92,15 +92,16 @@ export const ndjsonFileStage: SourceDefinition<unknown, NdjsonFileOptions> = def
           // Files carry no event time: 0 unless `tsField` gives it.
           const source = { value: chunk, ts: 0 };
           const tsField = config.tsField;
+          const lineRecord = lineRecords(source);
           eachLine(chunk, (text, line) => {
             if (text.length === 0 || text.trim() === "") return;
             try {
               const value: unknown = JSON.parse(text);
-              const r = lineRecord(source, value, line);
+              const r = lineRecord(value, line);
               if (tsField) r.ts = eventTime(value, tsField);
               pending.push(r);
             } catch (e) {
-              ctx.deadLetter(lineRecord(source, text, line), lineError("NDJSON", file, line, e));
+              ctx.deadLetter(lineRecord(text, line), lineError("NDJSON", file, line, e));
             }
           });
           pendingStart = { file, byteOffset: next.offset, line: next.line };
