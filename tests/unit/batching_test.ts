@@ -1,0 +1,159 @@
+// How records are grouped into batches on their way: a channel's sender around watermarks, and a
+// sink fused behind a stage, which gathers that stage's piecemeal output into fewer writes.
+import assert from "node:assert/strict";
+import { Sender } from "../../actors/_sender.ts";
+import { Context, SinkOp, type TaskServices } from "../../actors/_ops.ts";
+import { Token } from "../../actors/_token.ts";
+import type { DeadLetter, StageSpec, ToReceiver } from "../../actors/_protocol.ts";
+import type { StreamRecord } from "../../mod.ts";
+
+const rec = (ts: number): StreamRecord<number> => ({ value: ts, ts });
+
+/** A sender on a fresh channel, and what its receiver got so far. */
+function channel(batchSize: number) {
+  const { port1, port2 } = new MessageChannel();
+  const got: ToReceiver[] = [];
+  port2.onmessage = (e: MessageEvent<ToReceiver>) => got.push(e.data);
+  const sender = new Sender(port1, 8, batchSize, 1000);
+  return {
+    sender,
+    got,
+    /** Lets posted messages arrive. */
+    settle: () => new Promise((r) => setTimeout(r, 10)),
+    close() {
+      sender.close();
+      port2.close();
+    },
+  };
+}
+
+/** Batches as [record ts…, watermark riding on it]. */
+function batches(got: ToReceiver[]): [number[], number | undefined][] {
+  return got.flatMap((m) =>
+    m.t === "b" ? [[m.records.map((r) => r.ts), m.wm] as [number[], number | undefined]] : []
+  );
+}
+
+Deno.test("A record at or past a pending watermark joins its batch; the watermark rides at the end", async () => {
+  const c = channel(100);
+  try {
+    const token = new Token();
+    c.sender.push(rec(10), token);
+    c.sender.watermark(15);
+    c.sender.push(rec(15), token); // not late: it changes nothing the watermark decides
+    c.sender.push(rec(40), token);
+    c.sender.seal();
+    await c.settle();
+    assert.deepEqual(batches(c.got), [[[10, 15, 40], 15]]);
+  } finally {
+    c.close();
+  }
+});
+
+Deno.test("A late record after a pending watermark starts the next batch, behind the watermark", async () => {
+  const c = channel(100);
+  try {
+    const token = new Token();
+    c.sender.push(rec(10), token);
+    c.sender.watermark(20);
+    c.sender.push(rec(25), token);
+    c.sender.push(rec(19), token); // late: it must reach the receiver after watermark 20
+    c.sender.push(rec(30), token);
+    c.sender.seal();
+    await c.settle();
+    assert.deepEqual(batches(c.got), [[[10, 25], 20], [[19, 30], undefined]]);
+  } finally {
+    c.close();
+  }
+});
+
+// A sink driven by hand, as a task drives one fused behind a processor.
+
+interface Written {
+  writes: number[][];
+  dead: DeadLetter[];
+  released: string[];
+}
+
+function sinkOp(coalesce: number, failOn = -1): { op: SinkOp; seen: Written } {
+  const seen: Written = { writes: [], dead: [], released: [] };
+  const abort = new AbortController();
+  const services: TaskServices = {
+    instance: 0,
+    parallelism: 1,
+    partitions: 1,
+    signal: abort.signal,
+    watermark: () => -Infinity,
+    deadLetter: (entries: DeadLetter[]) => void seen.dead.push(...entries),
+    side: () => false,
+    beat: () => {},
+    hookToken: () => new Token(),
+  };
+  const spec: StageSpec = {
+    stage: "out",
+    kind: "sink",
+    module: "",
+    export: "",
+    config: {},
+    maxRetries: 0,
+    tickMs: 100,
+  };
+  const hooks = {
+    write(records: StreamRecord<number>[]) {
+      if (records.some((r) => r.value === failOn)) throw new Error(`Cannot write ${failOn}`);
+      seen.writes.push(records.map((r) => r.value));
+    },
+  };
+  const op = new SinkOp(spec, services, new Context("out", services), hooks as never);
+  op.coalesce = coalesce;
+  return { op, seen };
+}
+
+/** A token for one input batch, as a task makes it: released by its caller after `run`. */
+function input(name: string, seen: Written): Token {
+  return new Token(() => seen.released.push(name));
+}
+
+Deno.test("A fused sink gathers small batches into one write and acks each input once written", async () => {
+  const { op, seen } = sinkOp(4);
+  const runs: [string, number[]][] = [["a", [1]], ["b", [2, 3]], ["c", [4, 5]], ["d", [6]]];
+  for (const [name, values] of runs) {
+    const token = input(name, seen);
+    await op.run(values.map(rec), token);
+    token.release();
+    // a and b are held (3 records < 4): not written, not acked.
+    if (name === "b") assert.deepEqual([seen.writes, seen.released], [[], []]);
+  }
+  // c brought it to 5 ≥ 4: a, b and c went out in one write, and are acked; d waits.
+  assert.deepEqual(seen.writes, [[1, 2, 3, 4, 5]]);
+  assert.deepEqual(seen.released, ["a", "b", "c"]);
+  await op.flush(); // the end of input (or the task running out of work) drains the rest
+  assert.deepEqual(seen.writes, [[1, 2, 3, 4, 5], [6]]);
+  assert.deepEqual(seen.released, ["a", "b", "c", "d"]);
+  assert.equal(op.counters.in, 6);
+  assert.equal(op.counters.out, 6);
+});
+
+Deno.test("A gathered write that fails isolates the bad record: it alone is dead-lettered", async () => {
+  const { op, seen } = sinkOp(10, 3);
+  for (const [name, values] of [["a", [1, 2]], ["b", [3, 4]]] as const) {
+    const token = input(name, seen);
+    await op.run(values.map(rec), token);
+    token.release();
+  }
+  await op.drain();
+  assert.deepEqual(seen.writes, [[1], [2], [4]]);
+  assert.deepEqual(seen.dead.map((d) => [d.record.value, d.error.message]), [[
+    3,
+    "Cannot write 3",
+  ]]);
+  assert.deepEqual(seen.released, ["a", "b"]);
+});
+
+Deno.test("An unfused sink (coalesce 0) writes each batch as it comes", async () => {
+  const { op, seen } = sinkOp(0);
+  const token = input("a", seen);
+  await op.run([rec(1)], token);
+  token.release();
+  assert.deepEqual([seen.writes, seen.released], [[[1]], ["a"]]);
+});
