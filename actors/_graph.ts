@@ -121,7 +121,11 @@ function resolve(
       `${where}: options.parallelism: must be an integer within 1..${partitions}`,
     );
   }
-  if (def.kind === "source" && o.parallelism !== 1 && !node.options.parallelism) o.parallelism = 1;
+  // A pipeline-wide default parallelism does not multiply sources; one set on the source does.
+  if (
+    def.kind === "source" && o.parallelism !== 1 && !node.options.parallelism &&
+    !node.ref.options?.parallelism
+  ) o.parallelism = 1;
   return {
     ...o,
     permissions: o.permissions ?? def.permissions ?? "none",

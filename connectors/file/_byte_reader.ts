@@ -8,6 +8,8 @@ import { createGunzip } from "node:zlib";
 export interface ByteReader {
   /** Up to `max` bytes, or `null` when nothing more is there now (end of file). */
   read(max: number): Promise<Uint8Array | null>;
+  /** Plain files: reads into `buf`, returning the count, or `null` at the end of the file. */
+  readInto?(buf: Uint8Array): Promise<number | null>;
   /** The file's inode (Linux/macOS), to detect rotation; `null` where unknown. */
   readonly ino: number | null;
   /** Closes the file. */
@@ -47,6 +49,10 @@ function plainReader(file: Deno.FsFile, ino: number | null): ByteReader {
       const buf = new Uint8Array(max);
       const n = await file.read(buf);
       return n === null || n === 0 ? null : buf.subarray(0, n);
+    },
+    async readInto(buf) {
+      const n = await file.read(buf);
+      return n === null || n === 0 ? null : n;
     },
     close() {
       if (!closed) file.close();

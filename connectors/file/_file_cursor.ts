@@ -54,6 +54,8 @@ export class FileCursor {
   readonly #options: CursorOptions;
   #reader: ByteReader;
   #carry: Uint8Array = new Uint8Array(0);
+  /** The carry's buffer was made here and nothing else views it. */
+  #owned = false;
   /** Offset of the first byte not yet handed out. */
   offset: number;
   /** Line number at `offset`. */
@@ -112,17 +114,42 @@ export class FileCursor {
     for (;;) {
       const nl = this.#carry.indexOf(NL);
       if (nl >= 0) return this.#take(nl + 1);
-      const more = await this.#reader.read(this.#options.chunkBytes);
-      if (!more) return this.#carry.length > 0 ? this.#take(this.#carry.length) : null;
-      this.#carry = concat(this.#carry, more);
+      if (!await this.#fill(this.#options.chunkBytes)) {
+        return this.#carry.length > 0 ? this.#take(this.#carry.length) : null;
+      }
     }
   }
 
   #take(n: number): Uint8Array {
-    const bytes = this.#carry.slice(0, n);
-    this.#carry = this.#carry.slice(n);
+    const carry = this.#carry;
+    this.#carry = carry.slice(n);
     this.offset += n;
-    return bytes;
+    // A carry that starts a buffer of its own (see #fill): the chunk keeps that buffer, cut to its
+    // length, instead of being copied out of it. (The gzip reader's chunks may share theirs.)
+    const owned = this.#owned && carry.byteOffset === 0 && carry.buffer instanceof ArrayBuffer;
+    this.#owned = true; // the slice above
+    return owned ? new Uint8Array((carry.buffer as ArrayBuffer).transfer(n)) : carry.slice(0, n);
+  }
+
+  /** Reads about `want` more bytes after the carry; false at the end of the file. */
+  async #fill(want: number): Promise<boolean> {
+    const reader = this.#reader;
+    if (reader.readInto) {
+      // Read straight behind the carry: one buffer per chunk, no concatenation.
+      const held = this.#carry.length;
+      const buf = new Uint8Array(held + want);
+      buf.set(this.#carry);
+      const n = await reader.readInto(buf.subarray(held));
+      if (n === null) return false;
+      this.#carry = buf.subarray(0, held + n);
+      this.#owned = true;
+      return true;
+    }
+    const more = await reader.read(want);
+    if (!more) return false;
+    this.#owned = this.#carry.length > 0; // concat copies into a new buffer, or hands back `more`
+    this.#carry = concat(this.#carry, more);
+    return true;
   }
 
   #chunk(n: number): CursorChunk {
@@ -151,11 +178,7 @@ export class FileCursor {
           return this.#chunk(utf8Cut(this.#carry, maxLineBytes));
         }
       }
-      const more = await this.#reader.read(Math.max(chunkBytes - this.#carry.length, 1 << 14));
-      if (more) {
-        this.#carry = concat(this.#carry, more);
-        continue;
-      }
+      if (await this.#fill(Math.max(chunkBytes - this.#carry.length, 1 << 14))) continue;
       if (this.#carry.length === 0) return null;
       if (!lines || flush) return this.#chunk(this.#carry.length);
       const nl = this.#carry.lastIndexOf(NL);
@@ -169,6 +192,7 @@ export class FileCursor {
     const fresh = await FileCursor.open(this.path, this.#options);
     this.#reader = fresh.#reader;
     this.#carry = fresh.#carry;
+    this.#owned = fresh.#owned;
     this.offset = fresh.offset;
     this.line = fresh.line;
     this.header = fresh.header;

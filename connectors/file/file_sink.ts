@@ -106,7 +106,9 @@ export const fileSinkStage: SinkDefinition<unknown, FileSinkOptions> = defineSin
 
     if (!rotate) {
       const file = await Deno.open(path, { append: true, create: true });
-      let size = (await file.stat()).size;
+      const stat = await file.stat();
+      let size = stat.size;
+      const regular = stat.isFile;
       let closed = false;
       const closeFile = () => {
         if (!closed) file.close();
@@ -121,7 +123,7 @@ export const fileSinkStage: SinkDefinition<unknown, FileSinkOptions> = defineSin
           serial(async () => {
             alive();
             const bytes = await toBytes(encoder.text(records, size === 0), gzip);
-            await writeAll(file, bytes);
+            await writeAll(file, bytes, regular);
             if (durable) await file.syncData();
             size += bytes.length;
           }),
@@ -178,7 +180,7 @@ export const fileSinkStage: SinkDefinition<unknown, FileSinkOptions> = defineSin
           if (part && due(part)) await finish();
           part ??= await openPart();
           const bytes = await toBytes(encoder.text(records, part.bytes === 0), gzip);
-          await writeAll(part.file, bytes);
+          await writeAll(part.file, bytes, true); // a part is a file it made itself
           if (durable) await part.file.syncData();
           part.bytes += bytes.length;
           if (due(part)) await finish();

@@ -209,7 +209,7 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
  *   `path` (not followed) is striped: every instance reads the file, instance i hands out chunks
  *   i, i + N, … and only counts the lines of the rest. A decoder with the same parallelism is
  *   fused behind it, so parsing runs in N workers and raw bytes never cross a channel. Positions
- *   are then per instance (a `startAt` resumes one stripe).
+ *   are then per instance; a `startAt` applies to every instance, which stripe from there.
  * - **Permissions**: the worker gets `read` on the path (or the glob's base directory).
  *
  * @param options See {@linkcode FileSourceOptions}.
