@@ -192,10 +192,13 @@ export async function compile(
       cur = nodes.find((n) => n.id === next[0]!.to)!;
       chain.push(cur);
     }
-    // A chain with a stateful stage checkpoints as a whole.
+    // A chain with a stateful stage checkpoints as a whole; its inputs are aligned when any
+    // of its stages asks (the tightest drift wins), wherever in the chain that stage is.
+    const drifts = chain.flatMap((n) => resolved.get(n.id)!.align?.maxDriftMs ?? []);
     const options = {
       ...resolved.get(node.id)!,
       stateful: chain.some((n) => resolved.get(n.id)!.stateful),
+      ...(drifts.length > 0 ? { align: { maxDriftMs: Math.min(...drifts) } } : {}),
     };
     const group: Group = {
       id: chain.map((n) => n.name).join("+"),

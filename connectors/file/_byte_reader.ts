@@ -23,10 +23,11 @@ export async function openByteReader(
 ): Promise<ByteReader> {
   const file = await Deno.open(path, { read: true });
   try {
-    const ino = (await file.stat()).ino ?? null;
+    const stat = await file.stat();
+    const ino = stat.ino ?? null;
     if (!options.gzip) {
       if (options.offset > 0) await file.seek(options.offset, Deno.SeekMode.Start);
-      return plainReader(file, ino);
+      return plainReader(file, ino, stat.isFile);
     }
     const reader = gzipReader(file, ino);
     for (let left = options.offset; left > 0;) {
@@ -41,19 +42,25 @@ export async function openByteReader(
   }
 }
 
-function plainReader(file: Deno.FsFile, ino: number | null): ByteReader {
+/**
+ * A regular file is read synchronously: from the page cache that takes microseconds, less than
+ * the hand-off of an async op, and at its end it returns at once. A FIFO or device could block,
+ * so those are read with the async op.
+ */
+function plainReader(file: Deno.FsFile, ino: number | null, regular: boolean): ByteReader {
   let closed = false;
+  const readInto = async (buf: Uint8Array): Promise<number | null> => {
+    const n = regular ? file.readSync(buf) : await file.read(buf);
+    return n === null || n === 0 ? null : n;
+  };
   return {
     ino,
     async read(max) {
       const buf = new Uint8Array(max);
-      const n = await file.read(buf);
-      return n === null || n === 0 ? null : buf.subarray(0, n);
+      const n = await readInto(buf);
+      return n === null ? null : buf.subarray(0, n);
     },
-    async readInto(buf) {
-      const n = await file.read(buf);
-      return n === null || n === 0 ? null : n;
-    },
+    readInto,
     close() {
       if (!closed) file.close();
       closed = true;
