@@ -100,6 +100,9 @@ const FATAL_AT_START = new Set(["E_CONFIG", "E_UNSTABLE", "NotCapable", "Permiss
  */
 const SOURCE_HOLD = 256;
 
+/** How long a stateful task with held input waits idle before it asks for a checkpoint, ms. */
+const IDLE_CHECKPOINT_MS = 2;
+
 /** Longest a task runs work back to back before it lets control messages and timers in, ms. */
 const YIELD_MS = 4;
 
@@ -525,6 +528,15 @@ export class Task {
         if (this.#queue.length === 0) {
           // Out of work: what a fused sink gathered is written now rather than after more input.
           for (const op of this.#ops) if (op instanceof SinkOp) await op.drain();
+          // Out of work with input held for a checkpoint: upstream may be out of credit because
+          // of it (batches merge and split on the way, so no count of held batches says when),
+          // so a checkpoint is asked for now rather than on the timer.
+          if (this.#queue.length === 0 && this.#held.length > 0 && !this.#wanted) {
+            await this.#arrival(IDLE_CHECKPOINT_MS);
+            if (this.#queue.length === 0 && this.#held.length > 0 && !this.#wanted) {
+              this.#wantCheckpoint();
+            }
+          }
           if (this.#queue.length === 0) await this.#arrival();
         }
         // Work that only ever waits on promises (a fast source, a fused chain with no channel to

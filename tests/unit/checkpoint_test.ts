@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { collect, memoryStateBackend, pipeline, stage } from "../../mod.ts";
+import { collect, filter, map, memoryStateBackend, pipeline, stage } from "../../mod.ts";
 
 const fixtures = new URL("./fixtures/runtime_stages.ts", import.meta.url);
 type Ev = { id: number; n: number };
@@ -98,4 +98,26 @@ Deno.test("A fast source fused with a stateful stage still lets checkpoints and 
     assert.equal(total, expected);
     await out.clear();
   }
+});
+
+Deno.test("Upstream out of credit never waits for the checkpoint timer: an idle stateful stage asks for one", async () => {
+  // Batches merge on the way (a filter thins them, senders refill them), so the stateful stage
+  // can hold fewer batches than its own threshold while the source's credit is all spent on
+  // their lineage. Before the fix every such stall lasted until the timer: here 60 s.
+  const out = collect<Sum>();
+  const started = Date.now();
+  await pipeline({ mode: "workers", signals: false, checkpointMs: 60_000 })
+    .from(source(20_000), { fuse: false })
+    .via(filter((e: Ev) => e.id % 3 === 0), { fuse: false })
+    .via(map((e: Ev) => e), { fuse: false })
+    .keyBy()
+    .via(stage<Ev, Sum>(fixtures, {}, { export: "keyedSum" }), { name: "sum", fuse: false })
+    .to(out.sink)
+    .run();
+  const took = Date.now() - started;
+  assert.ok(took < 20_000, `took ${took} ms`);
+  const sums: Record<string, number> = {};
+  for (let i = 0; i < 20_000; i += 3) sums[`k${i % 20}`] = (sums[`k${i % 20}`] ?? 0) + i % 7;
+  assert.deepEqual(Object.fromEntries((await out.values()).map((v) => [v.key, v.sum])), sums);
+  await out.clear();
 });
