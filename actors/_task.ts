@@ -115,6 +115,8 @@ export class Task {
   #init!: TaskInit;
   readonly #queue: Work[] = [];
   #wake: (() => void) | undefined;
+  /** Held input batches that stalled upstream once, halved (see the idle checkpoint in #loop). */
+  #learnedHold: number | undefined;
   /** Where the source's input ends in the state the last checkpoint holds (fused stateful tasks). */
   #resume: SourceResume | undefined;
   /** When the loop last let events in (see {@linkcode YIELD_MS}). */
@@ -534,6 +536,9 @@ export class Task {
           if (this.#queue.length === 0 && this.#held.length > 0 && !this.#wanted) {
             await this.#arrival(IDLE_CHECKPOINT_MS);
             if (this.#queue.length === 0 && this.#held.length > 0 && !this.#wanted) {
+              // Upstream stalled with this many held: from now on ask at half of it, so the
+              // checkpoint is under way before the credit runs out.
+              this.#learnedHold = Math.max(1, Math.ceil(this.#held.length / 2));
               this.#wantCheckpoint();
             }
           }
@@ -586,7 +591,10 @@ export class Task {
         this.#mailbox--;
         token.release();
         // Ask for a checkpoint once half of the input credit waits on one, before senders stall.
-        this.#hold(held, Math.max(2, (this.#inputs.length * this.#init.capacity) >> 1));
+        this.#hold(
+          held,
+          this.#learnedHold ?? Math.max(2, (this.#inputs.length * this.#init.capacity) >> 1),
+        );
         return;
       }
       case "wm":
