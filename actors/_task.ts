@@ -100,8 +100,11 @@ const FATAL_AT_START = new Set(["E_CONFIG", "E_UNSTABLE", "NotCapable", "Permiss
  */
 const SOURCE_HOLD = 256;
 
-/** How long a stateful task with held input waits idle before it asks for a checkpoint, ms. */
-const IDLE_CHECKPOINT_MS = 2;
+/**
+ * How long a stateful task with held input waits idle before it asks for a checkpoint, ms: long
+ * enough that a merely slow upstream does not cost a checkpoint per batch.
+ */
+const IDLE_CHECKPOINT_MS = 10;
 
 /** Longest a task runs work back to back before it lets control messages and timers in, ms. */
 const YIELD_MS = 4;
