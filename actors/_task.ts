@@ -535,8 +535,11 @@ export class Task {
           for (const op of this.#ops) if (op instanceof SinkOp) await op.drain();
           // Out of work with input held for a checkpoint: upstream may be out of credit because
           // of it (batches merge and split on the way, so no count of held batches says when),
-          // so a checkpoint is asked for now rather than on the timer.
-          if (this.#queue.length === 0 && this.#held.length > 0 && !this.#wanted) {
+          // so a checkpoint is asked for now rather than on the timer. (A source task asks when
+          // its source has caught up, in #consume.)
+          if (
+            this.#queue.length === 0 && this.#held.length > 0 && !this.#wanted && !this.#source
+          ) {
             await this.#arrival(IDLE_CHECKPOINT_MS);
             if (this.#queue.length === 0 && this.#held.length > 0 && !this.#wanted) {
               // Upstream stalled with this many held: from now on ask at half of it, so the
