@@ -33,9 +33,15 @@ async function run(
 }
 
 /** Opens an instance directly, to drive `pull` by hand. */
-async function open(config: GeneratorOptions, instance = 0, parallelism = 1) {
+async function open(
+  config: GeneratorOptions,
+  instance = 0,
+  parallelism = 1,
+  resumeFrom?: unknown,
+) {
   const abort = new AbortController();
   const ctx: StageContext<EcommerceEvent> = {
+    resumeFrom,
     stage: "generator",
     instance,
     parallelism,
@@ -56,8 +62,21 @@ async function open(config: GeneratorOptions, instance = 0, parallelism = 1) {
     const batch = await source.pull({ max, signal: abort.signal }, ctx);
     return batch?.records ?? null;
   };
-  return { pull, abort };
+  const pullBatch = (max: number) => source.pull({ max, signal: abort.signal }, ctx);
+  return { pull, pullBatch, abort };
 }
+
+Deno.test("generator() resumed from a batch's position goes on right after that batch", async () => {
+  for (const [instance, parallelism] of [[0, 1], [1, 3]]) {
+    const first = await open({ count: 100, seed: 5 }, instance, parallelism);
+    const a = await first.pullBatch(7);
+    const b = await first.pullBatch(7);
+    const resumed = await open({ count: 100, seed: 5 }, instance, parallelism, a!.position);
+    assert.deepEqual(await resumed.pull(7), b!.records, `instance ${instance} of ${parallelism}`);
+    first.abort.abort();
+    resumed.abort.abort();
+  }
+});
 
 Deno.test("generator() with the same seed gives the same events; another seed differs", async () => {
   const a = await run("inline", { count: 2000, seed: 7 });
