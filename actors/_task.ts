@@ -537,14 +537,13 @@ export class Task {
           // of it (batches merge and split on the way, so no count of held batches says when),
           // so a checkpoint is asked for now rather than on the timer. (A source task asks when
           // its source has caught up, in #consume.)
-          if (
-            this.#queue.length === 0 && this.#held.length > 0 && !this.#wanted && !this.#source
-          ) {
+          if (this.#queue.length === 0 && !this.#wanted && !this.#source && this.#uncovered() > 0) {
             await this.#arrival(IDLE_CHECKPOINT_MS);
-            if (this.#queue.length === 0 && this.#held.length > 0 && !this.#wanted) {
+            const uncovered = this.#uncovered();
+            if (this.#queue.length === 0 && !this.#wanted && uncovered > 0) {
               // Upstream stalled with this many held: from now on ask at half of it, so the
               // checkpoint is under way before the credit runs out.
-              this.#learnedHold = Math.max(1, Math.ceil(this.#held.length / 2));
+              this.#learnedHold = Math.max(1, Math.ceil(uncovered / 2));
               this.#wantCheckpoint();
             }
           }
@@ -627,6 +626,13 @@ export class Task {
       case "ctl":
         await work.run();
     }
+  }
+
+  /** Held batches no checkpoint under way covers yet (one that does will ack them when stored). */
+  #uncovered(): number {
+    let n = 0;
+    for (const h of this.#held) if (h.epoch === undefined) n++;
+    return n;
   }
 
   /** Keeps a processed batch until a checkpoint holds it; asks for one once `threshold` wait. */
