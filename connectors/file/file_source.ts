@@ -124,13 +124,15 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
   permissions: "none",
   open(config, ctx) {
     const csvHeader = config.format === "csv" && (config.csv?.header ?? true);
+    const resumed = positionSchema.safeParse(ctx.resumeFrom);
     // One file read by N instances: each takes every N-th chunk (the cut is the same in all).
     const striped = config.path !== undefined && !config.follow && ctx.parallelism > 1;
     const files = new FileSet({
       pattern: config.path ?? config.glob!,
       follow: config.follow,
       gzip: config.gzip,
-      startAt: config.startAt,
+      // Fused with a stateful stage, a restored checkpoint says where its input ended.
+      startAt: resumed.success ? resumed.data : config.startAt,
       cursor: {
         lines: config.format !== "bytes",
         chunkBytes: config.chunkBytes,
@@ -198,7 +200,9 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
  *   the reads.
  * - **Positions**: each pull's position is a {@linkcode FilePosition} (the offset after its
  *   chunk). The runtime acks positions in order once every record of the chunk is done, so the
- *   last acked position is a safe point to resume from (`startAt`) — at-least-once.
+ *   last acked position is a safe point to resume from (`startAt`) — at-least-once. Fused with a
+ *   stateful stage (parallelism 1), the source resumes by itself from the position its restored
+ *   checkpoint holds (`ctx.resumeFrom`), so the state and the input line up exactly.
  * - **Follow** (`tail -F`): reads to the end, then polls every `pollMs`: growth is read, a path
  *   that now names another file (rotation by rename) is read from its start once the old file is
  *   drained, a file that shrank (truncation) is read again from its start, and new files matching
