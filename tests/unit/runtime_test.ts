@@ -242,6 +242,33 @@ Deno.test("Pipeline.scale() moves keyed state: 1 → 3 → 2 gives the same per-
   assert.deepEqual(scaled, expected);
 });
 
+Deno.test("A keyed stage fused with its source at parallelism 1 runs in one worker, and scale() says how to keep it apart", async () => {
+  const out = collect<{ key: string; sum: number }>();
+  const p = pipeline({ mode: "workers", signals: false });
+  p.from(paced(20_000, { keys: 50, perPull: 200, delayMs: 2 }))
+    .keyBy()
+    .via(ref("keyedSum", {}), { name: "sum" })
+    .to(out.sink);
+  const running = p.run();
+  await new Promise((r) => setTimeout(r, 100));
+  await assert.rejects(
+    () => p.scale("sum", 2),
+    (e: unknown) => {
+      assert.ok(e instanceof RangeError);
+      assert.match(e.message, /Cannot scale "sum": it runs fused with "paced", "collect"/);
+      assert.match(e.message, /give it \{ fuse: false \} to rescale it/);
+      return true;
+    },
+  );
+  const summary = await running;
+  // One worker did it all: the keyed stage and the sink counted what the source made.
+  assert.equal(summary.stages.sum?.in, 20_000);
+  let expected = 0;
+  for (let i = 0; i < 20_000; i++) expected += i % 7;
+  assert.equal((await out.values()).reduce((n, v) => n + v.sum, 0), expected);
+  await out.clear();
+});
+
 Deno.test("A stage that cannot open for lack of a permission fails the run at once, without restarts", async () => {
   const out = collect();
   const p = pipeline({ mode: "workers", signals: false })
