@@ -375,7 +375,7 @@ console.log(
     `what the sink writes in one ${SKEW_MS} ms report skew: 1,024)`,
 );
 console.log(
-  `Fixed cost of a workers run (start 3 workers, 1 event, drain, stop): ${
+  `Fixed cost of a fused workers run (start its one worker, 1 event, drain, stop): ${
     emptyMs.toFixed(0)
   } ms (median of 3), included in the times above`,
 );
