@@ -596,10 +596,12 @@ export class Task {
         this.#mailbox--;
         token.release();
         // Ask for a checkpoint once half of the input credit waits on one, before senders stall.
-        this.#hold(
-          held,
-          this.#learnedHold ?? Math.max(2, (this.#inputs.length * this.#init.capacity) >> 1),
-        );
+        const usual = Math.max(2, (this.#inputs.length * this.#init.capacity) >> 1);
+        if (this.#hold(held, this.#learnedHold ?? usual) && this.#learnedHold !== undefined) {
+          // Asked in time: creep back towards the usual threshold (fewer checkpoints) until the
+          // upstream stalls again, which halves it.
+          this.#learnedHold = Math.min(usual, this.#learnedHold + 1);
+        }
         return;
       }
       case "wm":
@@ -636,9 +638,11 @@ export class Task {
   }
 
   /** Keeps a processed batch until a checkpoint holds it; asks for one once `threshold` wait. */
-  #hold(held: Held, threshold: number): void {
+  #hold(held: Held, threshold: number): boolean {
     this.#held.push(held);
-    if (!this.#wanted && this.#held.length >= threshold) this.#wantCheckpoint();
+    if (this.#wanted || this.#held.length < threshold) return false;
+    this.#wantCheckpoint();
+    return true;
   }
 
   #wantCheckpoint(): void {
