@@ -120,6 +120,10 @@ export class Task {
   #wake: (() => void) | undefined;
   /** Held input batches that stalled upstream once, halved (see the idle checkpoint in #loop). */
   #learnedHold: number | undefined;
+  /** An idle checkpoint request under way: how much input it found held, and whether more came. */
+  #stall: { held: number; arrived: boolean; epoch?: number } | undefined;
+  /** Checkpoints asked at the learned threshold since the last stall. */
+  #inTime = 0;
   /** Where the source's input ends in the state the last checkpoint holds (fused stateful tasks). */
   #resume: SourceResume | undefined;
   /** When the loop last let events in (see {@linkcode YIELD_MS}). */
@@ -234,6 +238,7 @@ export class Task {
             state[this.#init.chain[0]!.stage] = { keyed: {}, extra: this.#resume };
           }
           this.#wanted = false;
+          if (this.#stall && this.#stall.epoch === undefined) this.#stall.epoch = msg.epoch;
           // Once stored, the supervisor acks the covered input at once (a crash right after must
           // not replay it into state that holds it already), so everything derived from it must
           // be acked downstream first: the batches' outputs, and what hooks emitted from state
@@ -269,6 +274,17 @@ export class Task {
           } else keep.push(h);
         }
         this.#held = keep;
+        // Nothing came in from the idle request to its commit: upstream waited for this
+        // checkpoint's acks. From now on ask at half the input held then, so the next one is under
+        // way before the credit runs out. (Input that came meanwhile: upstream was only slow.)
+        const stall = this.#stall;
+        if (stall?.epoch !== undefined && msg.epoch >= stall.epoch) {
+          if (!stall.arrived) {
+            this.#learnedHold = Math.max(1, Math.ceil(stall.held / 2));
+            this.#inTime = 0;
+          }
+          this.#stall = undefined;
+        }
         this.#ackPositions();
         if (keep.length === 0) { for (const w of this.#heldWaiters.splice(0)) w(); }
         break;
@@ -467,6 +483,7 @@ export class Task {
       const m = e.data;
       input.lastSeen = Date.now();
       if (m.t === "b") {
+        if (this.#stall) this.#stall.arrived = true;
         this.#mailbox++;
         this.#enqueue({ k: "batch", input, seq: m.seq, records: m.records });
         if (m.wm !== undefined) this.#enqueue({ k: "wm", input, wm: m.wm });
@@ -541,9 +558,9 @@ export class Task {
             await this.#arrival(IDLE_CHECKPOINT_MS);
             const uncovered = this.#uncovered();
             if (this.#queue.length === 0 && !this.#wanted && uncovered > 0) {
-              // Upstream stalled with this many held: from now on ask at half of it, so the
-              // checkpoint is under way before the credit runs out.
-              this.#learnedHold = Math.max(1, Math.ceil(uncovered / 2));
+              // Whether upstream is really stalled (out of credit) or only slow shows once this
+              // checkpoint is stored: see `committed`.
+              this.#stall = { held: uncovered, arrived: false };
               this.#wantCheckpoint();
             }
           }
@@ -598,9 +615,9 @@ export class Task {
         // Ask for a checkpoint once half of the input credit waits on one, before senders stall.
         const usual = Math.max(2, (this.#inputs.length * this.#init.capacity) >> 1);
         if (this.#hold(held, this.#learnedHold ?? usual) && this.#learnedHold !== undefined) {
-          // Asked in time: creep back towards the usual threshold (fewer checkpoints) until the
-          // upstream stalls again, which halves it.
-          this.#learnedHold = Math.min(usual, this.#learnedHold + 1);
+          // Asked in time: every few such checkpoints the threshold creeps back towards the usual
+          // one (a stall that was not one costs checkpoints only for a while).
+          if (++this.#inTime % 4 === 0) this.#learnedHold = Math.min(usual, this.#learnedHold + 1);
         }
         return;
       }
