@@ -23,8 +23,8 @@ import { partitionOf } from "./partitioner.ts";
 export class KeyedState<V> {
   readonly #partitions: number;
   readonly #shards = new Map<number, Shard<V>>();
-  /** Each key held → its partition's shard: one lookup per access, no hashing once a key is in. */
-  readonly #home = new Map<string, Shard<V>>();
+  /** Each key held → its state and partition's shard: one lookup per access, no hashing after. */
+  readonly #home = new Map<string, Slot<V>>();
 
   /**
    * Creates empty state.
@@ -46,10 +46,10 @@ export class KeyedState<V> {
 
   /** The state of `key`, or undefined. Its partition is checkpointed: it may be changed in place. */
   get(key: string): V | undefined {
-    const shard = this.#home.get(key);
-    if (shard === undefined) return undefined;
-    shard.dirty = true;
-    return shard.map.get(key);
+    const slot = this.#home.get(key);
+    if (slot === undefined) return undefined;
+    slot.shard.dirty = true;
+    return slot.value;
   }
 
   /** Whether `key` has state. */
@@ -59,23 +59,31 @@ export class KeyedState<V> {
 
   /** Sets the state of `key`. */
   set(key: string, value: V): this {
-    let shard = this.#home.get(key);
-    if (shard === undefined) {
-      shard = this.#shardOf(partitionOf(key, this.#partitions));
-      this.#home.set(key, shard);
+    const slot = this.#home.get(key);
+    if (slot === undefined) {
+      this.#add(this.#shardOf(partitionOf(key, this.#partitions)), key, value).dirty = true;
+    } else {
+      slot.shard.dirty = true;
+      slot.value = value;
     }
-    shard.dirty = true;
-    shard.map.set(key, value);
     return this;
+  }
+
+  /** Puts a key that is not held yet (or held in another shard) into `shard`; returns the shard. */
+  #add(shard: Shard<V>, key: string, value: V): Shard<V> {
+    const slot = { shard, value };
+    shard.map.set(key, slot);
+    this.#home.set(key, slot);
+    return shard;
   }
 
   /** Forgets `key`. */
   delete(key: string): boolean {
-    const shard = this.#home.get(key);
-    if (shard === undefined) return false;
-    shard.dirty = true;
+    const slot = this.#home.get(key);
+    if (slot === undefined) return false;
+    slot.shard.dirty = true;
     this.#home.delete(key);
-    return shard.map.delete(key);
+    return slot.shard.map.delete(key);
   }
 
   /** Number of keys held. */
@@ -89,7 +97,9 @@ export class KeyedState<V> {
    * it). Values taken with `get` may be changed in place: their partition is checkpointed.
    */
   *entries(): IterableIterator<[string, V]> {
-    for (const shard of this.#shards.values()) yield* shard.map.entries();
+    for (const shard of this.#shards.values()) {
+      for (const [key, slot] of shard.map) yield [key, slot.value];
+    }
   }
 
   /** Partitions written, or read with `get`, since the last call (their state may have changed); resets them. */
@@ -112,11 +122,14 @@ export class KeyedState<V> {
     const out: [number, [string, V][]][] = [];
     if (!partitions) {
       for (const [p, shard] of this.#shards) {
-        if (shard.map.size > 0) out.push([p, [...shard.map.entries()]]);
+        if (shard.map.size > 0) out.push([p, pairs(shard)]);
       }
       return out;
     }
-    for (const p of partitions) out.push([p, [...(this.#shards.get(p)?.map.entries() ?? [])]]);
+    for (const p of partitions) {
+      const shard = this.#shards.get(p);
+      out.push([p, shard ? pairs(shard) : []]);
+    }
     return out;
   }
 
@@ -125,8 +138,9 @@ export class KeyedState<V> {
     for (const [p, entries] of snapshot) {
       const shard = this.#shardOf(p);
       for (const [k, v] of entries) {
-        shard.map.set(k, v);
-        this.#home.set(k, shard);
+        const slot = this.#home.get(k);
+        if (slot?.shard === shard) slot.value = v;
+        else this.#add(shard, k, v);
       }
     }
   }
@@ -145,6 +159,19 @@ export class KeyedState<V> {
 /** The keys of one partition; `dirty` once changed (or read) since the last checkpoint. */
 interface Shard<V> {
   p: number;
-  map: Map<string, V>;
+  map: Map<string, Slot<V>>;
   dirty: boolean;
+}
+
+/** One key's state and the shard that holds it. */
+interface Slot<V> {
+  shard: Shard<V>;
+  value: V;
+}
+
+/** A shard's (key, state) pairs, copied out. */
+function pairs<V>(shard: Shard<V>): [string, V][] {
+  const out: [string, V][] = [];
+  for (const [key, slot] of shard.map) out.push([key, slot.value]);
+  return out;
 }
