@@ -2,7 +2,7 @@
 // Gzip goes through node:zlib because Deno's DecompressionStream rejects concatenated gzip
 // members ("failed to write whole buffer"), which `cat a.gz b.gz`, log shippers and fileSink's
 // per-batch members all produce; node:zlib reads them as one stream.
-import { createGunzip } from "node:zlib";
+import { type CreateGunzip, loadCreateGunzip } from "./_deps.ts";
 
 /** Reads bytes on demand; nothing is read ahead beyond one compressed block. */
 export interface ByteReader {
@@ -29,7 +29,7 @@ export async function openByteReader(
       if (options.offset > 0) await file.seek(options.offset, Deno.SeekMode.Start);
       return plainReader(file, ino, stat.isFile);
     }
-    const reader = gzipReader(file, ino);
+    const reader = gzipReader(file, ino, await loadCreateGunzip());
     for (let left = options.offset; left > 0;) {
       const skipped = await reader.read(Math.min(left, 1 << 16));
       if (!skipped) break;
@@ -68,7 +68,11 @@ function plainReader(file: Deno.FsFile, ino: number | null, regular: boolean): B
   };
 }
 
-function gzipReader(file: Deno.FsFile, ino: number | null): ByteReader {
+function gzipReader(
+  file: Deno.FsFile,
+  ino: number | null,
+  createGunzip: CreateGunzip,
+): ByteReader {
   const gunzip = createGunzip();
   const out: Uint8Array[] = [];
   let ended = false;

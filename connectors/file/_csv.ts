@@ -1,7 +1,7 @@
 // CSV options and row parsing with csv-parse (sync API), one line at a time so that a malformed
 // line is isolated (and dead-lettered) instead of failing its whole chunk.
 import { z } from "../../actors/_deps.ts";
-import { parseCsv } from "./_deps.ts";
+import type { ParseCsv } from "./_deps.ts";
 
 /** CSV dialect and mapping options. */
 export interface CsvOptions {
@@ -45,8 +45,8 @@ export interface CsvRowParser {
   header(text: string): string[];
 }
 
-/** Makes a row parser; throws a descriptive Error on a malformed row. */
-export function csvRowParser(options: CsvOptions): CsvRowParser {
+/** Makes a row parser over csv-parse (see `loadParseCsv`); it throws a descriptive Error on a malformed row. */
+export function csvRowParser(options: CsvOptions, parseCsv: ParseCsv): CsvRowParser {
   const base = {
     delimiter: options.delimiter ?? ",",
     quote: options.quote ?? '"',

@@ -1,7 +1,7 @@
 // Encoding of sink batches: NDJSON, lines or CSV text, optionally as one gzip member per batch
 // (concatenated members form a valid gzip file, so every acknowledged batch is readable at once).
 import type { StreamRecord } from "../../actors/record.ts";
-import { stringifyCsv } from "./_deps.ts";
+import { loadStringifyCsv, type StringifyCsv } from "./_deps.ts";
 
 /** CSV output options. */
 export interface CsvWriteOptions {
@@ -20,11 +20,18 @@ export class BatchEncoder {
   readonly #format: "ndjson" | "csv" | "lines";
   readonly #csv: CsvWriteOptions;
   #columns: string[] | undefined;
+  #stringify: StringifyCsv | undefined;
 
   constructor(format: "ndjson" | "csv" | "lines", csv: CsvWriteOptions = {}) {
     this.#format = format;
     this.#csv = csv;
     this.#columns = csv.columns;
+  }
+
+  /** Loads what the format needs (csv-stringify for CSV); call once before `text`. */
+  async load(): Promise<this> {
+    if (this.#format === "csv") this.#stringify ??= await loadStringifyCsv();
+    return this;
   }
 
   /** The batch as text. */
@@ -48,7 +55,8 @@ export class BatchEncoder {
       return this.#columns.map((c) => (v as Record<string, unknown> | null)?.[c] ?? null);
     });
     const header = fresh && (this.#csv.header ?? true) && this.#columns !== undefined;
-    return stringifyCsv(header ? [this.#columns!, ...rows] : rows, {
+    if (!this.#stringify) throw new TypeError("Cannot encode CSV: call load() first");
+    return this.#stringify(header ? [this.#columns!, ...rows] : rows, {
       delimiter: this.#csv.delimiter ?? ",",
       cast: { boolean: (b: boolean) => String(b) },
     });

@@ -8,6 +8,7 @@ import type { StreamRecord } from "../../actors/record.ts";
 import { defineProcessor, type ProcessorDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
 import { type CsvOptions, csvOptionsSchema, csvRowParser, toRow } from "./_csv.ts";
+import { loadParseCsv } from "./_deps.ts";
 import { chunkLines, lineError, lineRecords } from "./_lines.ts";
 import type { FileChunk } from "./file_source.ts";
 
@@ -31,7 +32,8 @@ export type CsvRow = Record<string, unknown> | unknown[];
 export const decodeCsvStage: ProcessorDefinition<FileChunk, CsvRow, CsvOptions> = defineProcessor({
   name: "decodeCsv",
   config: csvOptionsSchema,
-  open(config) {
+  async open(config) {
+    const parseCsv = await loadParseCsv();
     const parsers = new Map<string, ReturnType<typeof csvRowParser>>();
     const headers = new Map<string, string[]>();
     return {
@@ -41,7 +43,7 @@ export const decodeCsvStage: ProcessorDefinition<FileChunk, CsvRow, CsvOptions> 
         const dialect = JSON.stringify([options.delimiter, options.quote, options.escape]);
         let parser = parsers.get(dialect + options.trim + options.cast);
         if (!parser) {
-          parser = csvRowParser(options);
+          parser = csvRowParser(options, parseCsv);
           parsers.set(dialect + options.trim + options.cast, parser);
         }
         let columns = options.columns;

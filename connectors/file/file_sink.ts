@@ -87,7 +87,7 @@ export const fileSinkStage: SinkDefinition<unknown, FileSinkOptions> = defineSin
     }
     const gzip = config.gzip ?? false;
     const durable = config.durable ?? false;
-    const encoder = new BatchEncoder(config.format, config.csv);
+    const encoder = await new BatchEncoder(config.format, config.csv).load();
     const { rotate } = config;
     const path = config.path.replaceAll("{i}", String(ctx.instance));
     await Deno.mkdir(splitPath(path).dir, { recursive: true });
