@@ -119,7 +119,8 @@ export async function revenueBySku(options: RevenueOptions): Promise<RevenueRepo
   // Source and decoders at the same parallelism fuse: each worker reads its stripe of the file
   // and parses it; only purchases cross to the windows.
   p.from(chunks, { name: "chunks", ...n })
-    .via(decodeNdjson<ShopEvent>({ tsField: "ts" }), {
+    // Nothing here reads the per-line provenance headers (dead letters keep them regardless).
+    .via(decodeNdjson<ShopEvent>({ tsField: "ts", lineHeaders: false }), {
       name: "decode",
       watermarks: { outOfOrdernessMs },
       ...n,

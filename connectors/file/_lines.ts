@@ -37,12 +37,16 @@ export function chunkLines(chunk: FileChunk): NumberedLine[] {
 /**
  * Makes the records for the lines of one chunk: the chunk's key and event time, headers
  * `{ file, line }` (plus the chunk's others but `offset`). What depends on the chunk only is
- * worked out once, not per line.
+ * worked out once, not per line. Without `headers`, records carry key, value and time only.
  */
 export function lineRecords(
   source: StreamRecord<FileChunk>,
+  headers = true,
 ): <T>(value: T, line: number) => StreamRecord<T> {
   const { key, ts } = source;
+  if (!headers) {
+    return <T>(value: T): StreamRecord<T> => key === undefined ? { value, ts } : { key, value, ts };
+  }
   const file = source.value.file;
   const extra = source.headers;
   let base: Record<string, string> | undefined;

@@ -216,6 +216,37 @@ Deno.test("decodeNdjson() and decodeCsv() dead-letter malformed lines with file 
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("decodeNdjson({ lineHeaders: false }) emits records without headers; dead letters keep them", async () => {
+  const dir = await tempDir();
+  const path = `${dir}/in.ndjson`;
+  await Deno.writeTextFile(path, '{"a":1,"ts":5}\n{"a":\n{"a":3,"ts":7}\n{"a":4}\n');
+  for (const mode of ["inline", "workers"] as const) {
+    const dead = memoryDeadLetters();
+    const out = collect<{ a: number }>();
+    await pipeline({ mode, signals: false, deadLetter: dead })
+      .from(fileSource({ path, format: "ndjson", chunkBytes: 16 }))
+      .via(decodeNdjson<{ a: number }>({ tsField: "ts", lineHeaders: false }))
+      .to(out.sink)
+      .run();
+    const records = await out.records();
+    await out.clear();
+    assert.deepEqual(records.map((r) => [r.value.a, r.ts, r.headers]), [
+      [1, 5, undefined],
+      [3, 7, undefined],
+    ], mode);
+    // A malformed line, and one without its time field: both still say where they were.
+    assert.deepEqual(dead.entries.map((d) => [d.record.value, d.record.headers]), [
+      ['{"a":', { file: path, line: "2" }],
+      ['{"a":4}', { file: path, line: "4" }],
+    ], mode);
+  }
+  assert.throws(
+    () => decodeNdjson({ lineHeaders: "no" as unknown as boolean }),
+    /lineHeaders/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("fileSource() resumes from an acked position with startAt", async () => {
   const dir = await tempDir();
   await Deno.writeTextFile(`${dir}/a.log`, "a1\na2\n");
