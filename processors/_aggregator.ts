@@ -73,6 +73,8 @@ export interface Aggregator {
   merge(into: Accumulators, from: Accumulators): void;
   /** The results, by name. */
   results(acc: Accumulators): Record<string, unknown>;
+  /** Adds the results, by name, to `into` (after the fields it has): `results` without a copy. */
+  resultsInto(acc: Accumulators, into: Record<string, unknown>): void;
 }
 
 interface Op {
@@ -198,19 +200,46 @@ function compileReduce(spec: Extract<WireSpec, { op: "reduce" }>): Op {
 /** Compiles wire specs once per instance. */
 export function compileAggregator(specs: Record<string, WireSpec>): Aggregator {
   const ops = Object.entries(specs)
-    .map(([name, spec]) => [name, compileOp(spec), spec.op === "reduce"] as const);
+    .map(([name, spec]) => ({ name, op: compileOp(spec), reduce: spec.op === "reduce" }));
   // Reducers run first: they are the only ops that may throw, so a failure changes nothing.
-  const reducers = ops.filter(([, , r]) => r);
+  const reducers = ops.filter((o) => o.reduce);
+  const others = ops.filter((o) => !o.reduce);
+  const results = (acc: Accumulators, into: Record<string, unknown>): void => {
+    for (const { name, op } of ops) setField(into, name, op.result(acc[name]));
+  };
   return {
-    init: () => Object.fromEntries(ops.map(([name, op]) => [name, op.init()])),
+    init() {
+      const acc: Accumulators = {};
+      for (const { name, op } of ops) setField(acc, name, op.init());
+      return acc;
+    },
     add(acc, record) {
-      const reduced = reducers.map(([name, op]) => op.add(acc[name], record));
-      reducers.forEach(([name], i) => (acc[name] = reduced[i]));
-      for (const [name, op, r] of ops) if (!r) acc[name] = op.add(acc[name], record);
+      if (reducers.length > 0) {
+        const reduced = reducers.map(({ name, op }) => op.add(acc[name], record));
+        reducers.forEach(({ name }, i) => (acc[name] = reduced[i]));
+      }
+      for (const { name, op } of others) acc[name] = op.add(acc[name], record);
     },
     merge(into, from) {
-      for (const [name, op] of ops) into[name] = op.merge(into[name], from[name]);
+      for (const { name, op } of ops) into[name] = op.merge(into[name], from[name]);
     },
-    results: (acc) => Object.fromEntries(ops.map(([name, op]) => [name, op.result(acc[name])])),
+    results(acc) {
+      const out: Record<string, unknown> = {};
+      results(acc, out);
+      return out;
+    },
+    resultsInto: results,
   };
+}
+
+/**
+ * `obj[name] = value` as an own property even for `"__proto__"` (which assignment would take as
+ * the prototype), like `Object.fromEntries` and object spread.
+ */
+function setField(obj: Record<string, unknown>, name: string, value: unknown): void {
+  if (name !== "__proto__") {
+    obj[name] = value;
+    return;
+  }
+  Object.defineProperty(obj, name, { value, writable: true, enumerable: true, configurable: true });
 }

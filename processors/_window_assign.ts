@@ -22,10 +22,15 @@ export type Layout =
 
 const mod = (a: number, b: number): number => ((a % b) + b) % b;
 
+/** The start of the tumbling window holding `t` (its end is `start + sizeMs`). */
+export function tumblingStart(layout: { sizeMs: number; offsetMs?: number }, t: number): number {
+  return t - mod(t - (layout.offsetMs ?? 0), layout.sizeMs);
+}
+
 /** The `[start, end)` bounds of the fixed windows holding `t`, oldest first (not for sessions). */
 export function fixedWindows(layout: Layout, t: number): [number, number][] {
   if (layout.type === "tumbling") {
-    const start = t - mod(t - (layout.offsetMs ?? 0), layout.sizeMs);
+    const start = tumblingStart(layout, t);
     return [[start, start + layout.sizeMs]];
   }
   if (layout.type === "session") throw new TypeError("Cannot assign session windows here");
@@ -51,21 +56,24 @@ export function addToSession(
   add: (acc: Accumulators) => void,
 ): Win | undefined {
   let s = t, e = t + gapMs;
-  const touching = wins.filter((w) => w.s <= e && w.e >= s);
+  const touching: Win[] = [];
+  for (const w of wins) if (w.s <= e && w.e >= s) touching.push(w);
   if (touching.length === 0 && expired(e)) return undefined;
   const target: Win = touching[0] ?? { s, e, a: aggregator.init(), f: false };
   // Add the record first: a reducer that throws leaves every window as it was.
   const acc = target.a;
   add(acc);
-  for (const w of touching.slice(1)) aggregator.merge(acc, w.a);
+  for (let i = 1; i < touching.length; i++) aggregator.merge(acc, touching[i]!.a);
   for (const w of touching) {
     s = Math.min(s, w.s);
     e = Math.max(e, w.e);
   }
   // Bounds or contents changed: the window fires again (at once when the watermark is past it).
   const merged: Win = { s, e, a: acc, f: false };
-  const keep = wins.filter((w) => !touching.includes(w));
-  wins.length = 0;
-  wins.push(...keep, merged);
+  // The windows that did not merge keep their order; the merged one goes last.
+  let kept = 0;
+  for (const w of wins) if (!touching.includes(w)) wins[kept++] = w;
+  wins.length = kept;
+  wins.push(merged);
   return merged;
 }

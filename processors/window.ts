@@ -11,7 +11,7 @@ import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
 import { processorRef } from "./_config.ts";
 import { eventTime, groupKey, keyOfGroup } from "./_fields.ts";
 import { aggregateSpecsSchema, compileAggregator, toWireSpecs } from "./_aggregator.ts";
-import { addToSession, fixedWindows, type Win } from "./_window_assign.ts";
+import { addToSession, fixedWindows, tumblingStart, type Win } from "./_window_assign.ts";
 import type { AggregateResults, AggregateSpecs, WireAggregateSpec } from "./aggregate_ops.ts";
 
 /** Options every window type shares. */
@@ -131,33 +131,99 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
     const byEventTime = config.time !== "processing";
     const lateness = config.allowedLatenessMs ?? 0;
 
-    const output = (group: string, w: Win): StreamRecord<unknown> => {
-      const key = keyOfGroup(group);
-      const head = key === undefined ? {} : { key };
-      const value = { windowStart: w.s, windowEnd: w.e, ...head, ...aggregator.results(w.a) };
-      return { ...head, ts: w.e - 1, value };
+    const output = (key: string | undefined, w: Win): StreamRecord<unknown> => {
+      const value: Record<string, unknown> = key === undefined
+        ? { windowStart: w.s, windowEnd: w.e }
+        : { windowStart: w.s, windowEnd: w.e, key };
+      aggregator.resultsInto(w.a, value);
+      return key === undefined ? { ts: w.e - 1, value } : { key, ts: w.e - 1, value };
+    };
+
+    // Whether `advance` has anything to do for these windows at `now`: fire one or forget one.
+    const due = (wins: Win[], now: number): boolean => {
+      for (const w of wins) if ((!w.f && w.e <= now) || w.e + lateness <= now) return true;
+      return wins.length === 0;
     };
 
     // Fires windows that ended by `now` and forgets those past their allowed lateness.
     const advance = (now: number, ctx: StageContext<unknown>, all: boolean): void => {
       const state = ctx.keyed<Win[]>("window");
-      const fired: [number, string, StreamRecord<unknown>][] = [];
+      const fired = new FiredWindows();
       const emptied: string[] = [];
       for (const [group, wins] of state.entries()) {
-        let changed = false;
-        const keep = wins.filter((w) => {
+        // Most watermarks leave most keys as they are: skip those without copying their windows.
+        if (!all && !due(wins, now)) continue;
+        const key = keyOfGroup(group);
+        const keep: Win[] = [];
+        for (const w of wins) {
           if (!w.f && (all || w.e <= now)) {
-            fired.push([w.e, group, output(group, w)]);
-            w.f = changed = true;
+            fired.add(w.e, group, output(key, w));
+            w.f = true;
           }
-          return !all && w.e + lateness > now;
-        });
+          if (!all && w.e + lateness > now) keep.push(w);
+        }
         if (keep.length === 0) emptied.push(group);
-        else if (changed || keep.length !== wins.length) state.set(group, keep);
+        else state.set(group, keep);
       }
       for (const group of emptied) state.delete(group);
-      fired.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
-      for (const [, , record] of fired) ctx.emit(record);
+      fired.emit(ctx);
+    };
+
+    // A window updated after the watermark passed its end fires again at once (as Flink does).
+    const refire = (group: string, w: Win, wm: number, ctx: StageContext<unknown>): void => {
+      if (w.e > wm) return;
+      w.f = true;
+      ctx.emit(output(keyOfGroup(group), w));
+    };
+
+    // The window of `wins` starting at `s`, if open.
+    const find = (wins: Win[], s: number): Win | undefined => {
+      for (const w of wins) if (w.s === s) return w;
+      return undefined;
+    };
+
+    // Adds `record` at `t` to its tumbling window; undefined when that window expired (late).
+    const addTumbling = (
+      layout: { sizeMs: number; offsetMs?: number },
+      wins: Win[],
+      t: number,
+      wm: number,
+      record: StreamRecord<unknown>,
+    ): Win | undefined => {
+      const s = tumblingStart(layout, t);
+      const e = s + layout.sizeMs;
+      if (e + lateness <= wm) return undefined;
+      const open = find(wins, s);
+      if (open) {
+        aggregator.add(open.a, record); // may throw: nothing changed
+        return open;
+      }
+      const w: Win = { s, e, a: aggregator.init(), f: false };
+      aggregator.add(w.a, record); // may throw: nothing changed
+      wins.push(w);
+      return w;
+    };
+
+    // Adds `record` at `t` to every live sliding window holding it; returns those (none: late).
+    const addSliding = (
+      layout: WindowLayout,
+      wins: Win[],
+      t: number,
+      wm: number,
+      record: StreamRecord<unknown>,
+    ): Win[] => {
+      const targets: Win[] = [];
+      const created: Win[] = [];
+      for (const [s, e] of fixedWindows(layout, t)) {
+        if (e + lateness <= wm) continue;
+        let w = find(wins, s);
+        if (!w) created.push(w = { s, e, a: aggregator.init(), f: false });
+        targets.push(w);
+      }
+      // The first add may throw: nothing changed yet.
+      for (const w of targets) aggregator.add(w.a, record);
+      for (const w of created) wins.push(w);
+      return targets;
     };
 
     return {
@@ -166,35 +232,27 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
         const group = groupKey(record);
         const t = byEventTime ? eventTime(record, "window") : ctx.now();
         const wm = byEventTime ? ctx.watermark : -Infinity;
-        const expired = (end: number) => end + lateness <= wm;
-        const wins = state.get(group) ?? [];
-        const touched: Win[] = [];
-        if (config.type === "session") {
-          const add = (acc: Win["a"]) => aggregator.add(acc, record);
-          const w = addToSession(wins, t, config.gapMs, expired, aggregator, add);
-          if (w) touched.push(w);
+        const held = state.get(group);
+        const wins = held ?? [];
+        let touched: Win | Win[] | undefined;
+        if (config.type === "tumbling") {
+          touched = addTumbling(config, wins, t, wm, record);
+        } else if (config.type === "sliding") {
+          touched = addSliding(config, wins, t, wm, record);
+          if (touched.length === 0) touched = undefined;
         } else {
-          const live = fixedWindows(config, t).filter(([, e]) => !expired(e));
-          const targets = live.map(([s, e]) =>
-            wins.find((w) => w.s === s) ?? { s, e, a: aggregator.init(), f: false }
-          );
-          if (targets[0]) aggregator.add(targets[0].a, record); // may throw: nothing changed yet
-          for (const w of targets.slice(1)) aggregator.add(w.a, record);
-          for (const w of targets) if (!wins.includes(w)) wins.push(w);
-          touched.push(...targets);
+          const expired = (end: number) => end + lateness <= wm;
+          const add = (acc: Win["a"]) => aggregator.add(acc, record);
+          touched = addToSession(wins, t, config.gapMs, expired, aggregator, add);
         }
-        if (touched.length === 0) {
+        if (touched === undefined) {
           ctx.emitTo("late", record);
           return;
         }
-        state.set(group, wins);
-        // Late but within the allowed lateness: fire the updated result at once (as Flink does).
-        for (const w of touched) {
-          if (w.e <= wm) {
-            w.f = true;
-            ctx.emit(output(group, w));
-          }
-        }
+        // Windows held already were changed in place: `get` has marked them for the checkpoint.
+        if (held === undefined) state.set(group, wins);
+        if (!Array.isArray(touched)) refire(group, touched, wm, ctx);
+        else for (const w of touched) refire(group, w, wm, ctx);
       },
       onWatermark(watermark, ctx) {
         if (byEventTime) advance(watermark, ctx, false);
@@ -208,6 +266,33 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
     };
   },
 });
+
+/**
+ * The records of the windows one watermark fired, emitted in window-end order, then group order
+ * (records of the same end and group in the order they came). The few distinct ends are sorted
+ * with a comparator, each end's groups with the default sort (code-unit order, as `<` compares):
+ * no comparator call per pair of groups.
+ */
+class FiredWindows {
+  readonly #byEnd = new Map<number, Map<string, StreamRecord<unknown>[]>>();
+
+  add(end: number, group: string, record: StreamRecord<unknown>): void {
+    let groups = this.#byEnd.get(end);
+    if (!groups) this.#byEnd.set(end, groups = new Map());
+    const records = groups.get(group);
+    if (records) records.push(record);
+    else groups.set(group, [record]);
+  }
+
+  emit(ctx: StageContext<unknown>): void {
+    for (const end of [...this.#byEnd.keys()].sort((a, b) => a - b)) {
+      const groups = this.#byEnd.get(end)!;
+      for (const group of [...groups.keys()].sort()) {
+        for (const record of groups.get(group)!) ctx.emit(record);
+      }
+    }
+  }
+}
 
 /**
  * Groups records into windows per key and emits one aggregate per window.
