@@ -191,5 +191,8 @@ export type ToReceiver =
   | { t: "w"; wm: number }
   | { t: "eos" };
 
-/** Data plane, receiver → sender. */
-export type ToSender = { t: "a"; seq: number };
+/**
+ * Data plane, receiver → sender: `a`, batch `seq` is done (the sender forgets it); `f`, it is
+ * processed but held for a checkpoint (its credit comes back, the sender keeps it for a replay).
+ */
+export type ToSender = { t: "a" | "f"; seq: number };

@@ -1,8 +1,15 @@
 // The sending half of a channel: batches records, spends credits, keeps batches until acked and
 // replays them, in order, over a new port when the receiver is restarted.
+//
+// A credit is a free slot in the receiver's mailbox: it comes back when the receiver has processed
+// the batch. Most receivers ack then too; a stateful one acks only once a checkpoint holds the
+// batch, and meanwhile the sender keeps it for a replay: at most RETAIN × capacity batches.
 import type { StreamRecord } from "./record.ts";
 import type { ToReceiver, ToSender } from "./_protocol.ts";
 import type { Token } from "./_token.ts";
+
+/** Batches a sender keeps for a replay, as a multiple of the receiver's capacity. */
+export const RETAIN = 4;
 
 interface Pending {
   seq: number;
@@ -27,6 +34,8 @@ export class Sender {
   readonly #queue: Pending[] = [];
   /** Sent, not yet acked: seq → batch. */
   readonly #unacked = new Map<number, Pending>();
+  /** Of those, the ones the receiver has processed: they hold no credit, only a place to replay. */
+  readonly #processed = new Set<number>();
   #waiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
   #lastWatermark = -Infinity;
@@ -47,7 +56,17 @@ export class Sender {
   }
 
   #listen(): void {
-    this.#port.onmessage = (e: MessageEvent<ToSender>) => this.ack(e.data.seq);
+    this.#port.onmessage = (e: MessageEvent<ToSender>) => {
+      if (e.data.t === "a") this.ack(e.data.seq);
+      else this.#processedBy(e.data.seq);
+    };
+  }
+
+  /** The receiver processed batch `seq` and holds it for a checkpoint: its credit comes back. */
+  #processedBy(seq: number): void {
+    if (!this.#unacked.has(seq) || this.#processed.has(seq)) return;
+    this.#processed.add(seq);
+    this.#pump();
   }
 
   /**
@@ -58,6 +77,7 @@ export class Sender {
     const batch = this.#unacked.get(seq);
     if (!batch) return; // acked already, or an ack from before a replay
     this.#unacked.delete(seq);
+    this.#processed.delete(seq);
     for (const token of batch.tokens) token.release();
     this.#pump();
     if (this.#unacked.size === 0 && this.#queue.length === 0) {
@@ -67,9 +87,10 @@ export class Sender {
     }
   }
 
-  /** Free credits: batches the receiver can still take. */
+  /** Free credits: batches the receiver can still take (and this sender can still keep). */
   get credits(): number {
-    return this.#capacity - this.#unacked.size;
+    const inMailbox = this.#unacked.size - this.#processed.size;
+    return Math.min(this.#capacity - inMailbox, RETAIN * this.#capacity - this.#unacked.size);
   }
 
   /** Batches sent and not yet acked. */
@@ -187,6 +208,8 @@ export class Sender {
     this.#port.close();
     this.#port = port;
     this.#listen();
+    // Processed or not, the new incarnation has none of them (a restored checkpoint holds none).
+    this.#processed.clear();
     const replay = [...this.#unacked.values()].sort((a, b) => a.seq - b.seq);
     for (const batch of replay) {
       this.#post({ t: "b", seq: batch.seq, records: batch.records, wm: batch.wm });
@@ -203,6 +226,7 @@ export class Sender {
     this.seal();
     const all = [...this.#unacked.values(), ...this.#queue].sort((a, b) => a.seq - b.seq);
     this.#unacked.clear();
+    this.#processed.clear();
     this.#queue.length = 0;
     return all;
   }

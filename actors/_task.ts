@@ -27,6 +27,7 @@ import {
   type TaskServices,
 } from "./_ops.ts";
 import { Token } from "./_token.ts";
+import { RETAIN } from "./_sender.ts";
 
 /** Control endpoint of a task: a worker's global scope or one end of a MessageChannel. */
 export interface ControlPort {
@@ -612,8 +613,10 @@ export class Task {
         await this.#head.run(work.records, token);
         this.#mailbox--;
         token.release();
-        // Ask for a checkpoint once half of the input credit waits on one, before senders stall.
-        const usual = Math.max(2, (this.#inputs.length * this.#init.capacity) >> 1);
+        // Out of the mailbox: its credit goes back, while the sender keeps it until acked.
+        input.port.postMessage({ t: "f", seq });
+        // Ask for a checkpoint once half of what senders may keep waits on one, before they stall.
+        const usual = Math.max(2, (this.#inputs.length * RETAIN * this.#init.capacity) >> 1);
         if (this.#hold(held, this.#learnedHold ?? usual) && this.#learnedHold !== undefined) {
           // Asked in time: every few such checkpoints the threshold creeps back towards the usual
           // one (a stall that was not one costs checkpoints only for a while).

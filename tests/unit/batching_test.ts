@@ -1,7 +1,7 @@
 // How records are grouped into batches on their way: a channel's sender around watermarks, and a
 // sink fused behind a stage, which gathers that stage's piecemeal output into fewer writes.
 import assert from "node:assert/strict";
-import { Sender } from "../../actors/_sender.ts";
+import { RETAIN, Sender } from "../../actors/_sender.ts";
 import { Context, SinkOp, type TaskServices } from "../../actors/_ops.ts";
 import { Token } from "../../actors/_token.ts";
 import type { DeadLetter, StageSpec, ToReceiver } from "../../actors/_protocol.ts";
@@ -156,4 +156,49 @@ Deno.test("An unfused sink (coalesce 0) writes each batch as it comes", async ()
   await op.run([rec(1)], token);
   token.release();
   assert.deepEqual([seen.writes, seen.released], [[[1]], ["a"]]);
+});
+
+Deno.test("A batch processed but held for a checkpoint frees its credit; the sender keeps at most RETAIN × capacity for a replay", async () => {
+  const { port1, port2 } = new MessageChannel();
+  const got: number[] = [];
+  port2.onmessage = (e: MessageEvent<ToReceiver>) => {
+    if (e.data.t === "b") got.push(e.data.seq);
+  };
+  const capacity = 2;
+  const sender = new Sender(port1, capacity, 1, 1000);
+  const settle = () => new Promise((r) => setTimeout(r, 10));
+  const token = new Token(() => {});
+  for (let i = 0; i < 20; i++) sender.push(rec(i), token);
+  await settle();
+  // A full mailbox: no more until the receiver says it processed some.
+  assert.deepEqual(got, [1, 2]);
+  assert.equal(sender.credits, 0);
+  // Processed, held for a checkpoint (as a stateful receiver does): credits come back, and the
+  // sender goes on until it keeps RETAIN × capacity batches.
+  for (let seq = 1; got.length < 20 && seq <= got.length; seq++) {
+    port2.postMessage({ t: "f", seq });
+    await settle();
+  }
+  assert.equal(got.length, RETAIN * capacity);
+  assert.equal(sender.inFlight, RETAIN * capacity);
+  assert.equal(sender.credits, 0);
+  // A duplicate "processed" changes nothing; an ack frees a place to keep.
+  port2.postMessage({ t: "f", seq: 1 });
+  port2.postMessage({ t: "a", seq: 1 });
+  await settle();
+  assert.equal(got.length, RETAIN * capacity + 1);
+  // A restarted receiver gets every batch kept, processed or not, and none of them counts as
+  // processed any more: the mailbox is full again until it processes them.
+  const fresh = new MessageChannel();
+  const replayed: number[] = [];
+  fresh.port2.onmessage = (e: MessageEvent<ToReceiver>) => {
+    if (e.data.t === "b") replayed.push(e.data.seq);
+  };
+  sender.reconnect(fresh.port1);
+  await settle();
+  assert.deepEqual(replayed, got.slice(1));
+  assert.ok(sender.credits <= 0);
+  sender.close();
+  port2.close();
+  fresh.port2.close();
 });
