@@ -10,6 +10,8 @@ export interface CursorChunk {
   offset: number;
   /** 1-based number of the line the chunk starts with. */
   line: number;
+  /** Cut and counted only (see `FileCursor.next`): `bytes` is empty. */
+  skipped?: true;
 }
 
 /** How a cursor reads. */
@@ -26,6 +28,9 @@ export interface CursorOptions {
 }
 
 const NL = 10;
+
+/** The bytes of a skipped chunk. */
+const SKIPPED = new Uint8Array(0);
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.length === 0) return b;
@@ -71,6 +76,10 @@ export class FileCursor {
   #carry: Uint8Array = new Uint8Array(0);
   /** The carry's buffer was made here and nothing else views it. */
   #owned = false;
+  /** Where chunks that are skipped are read: one buffer, reused (see `next`'s `skip`). */
+  #scratch: Uint8Array | undefined;
+  /** Chunks cut so far. */
+  #index = 0;
   /** Offset of the first byte not yet handed out. */
   offset: number;
   /** Line number at `offset`. */
@@ -129,7 +138,7 @@ export class FileCursor {
     for (;;) {
       const nl = this.#carry.indexOf(NL);
       if (nl >= 0) return this.#take(nl + 1);
-      if (!await this.#fill(this.#options.chunkBytes)) {
+      if (!await this.#fill(this.#options.chunkBytes, false)) {
         return this.#carry.length > 0 ? this.#take(this.#carry.length) : null;
       }
     }
@@ -146,18 +155,37 @@ export class FileCursor {
     return owned ? new Uint8Array((carry.buffer as ArrayBuffer).transfer(n)) : carry.slice(0, n);
   }
 
-  /** Reads about `want` more bytes after the carry; false at the end of the file. */
-  async #fill(want: number): Promise<boolean> {
+  /**
+   * Reads about `want` more bytes after the carry; false at the end of the file. For a chunk to
+   * be skipped, into the scratch buffer rather than a new one.
+   */
+  async #fill(want: number, skip: boolean): Promise<boolean> {
     const reader = this.#reader;
     if (reader.readInto) {
       // Read straight behind the carry: one buffer per chunk, no concatenation.
       const held = this.#carry.length;
-      const buf = new Uint8Array(held + want);
-      buf.set(this.#carry);
+      let buf: Uint8Array;
+      if (skip) {
+        if (!this.#scratch || this.#scratch.length < held + want) {
+          this.#scratch = new Uint8Array(2 * (held + want));
+        }
+        buf = this.#scratch.subarray(0, held + want);
+        // The carry may sit in the scratch already: copyWithin moves it safely.
+        if (this.#carry.buffer === buf.buffer) {
+          buf.copyWithin(0, this.#carry.byteOffset, this.#carry.byteOffset + held);
+        } else buf.set(this.#carry);
+        this.#owned = false;
+      } else {
+        buf = new Uint8Array(held + want);
+        buf.set(this.#carry);
+      }
       const n = await reader.readInto(buf.subarray(held));
-      if (n === null) return false;
+      if (n === null) {
+        if (skip) this.#carry = buf.subarray(0, held); // where the carry was moved to
+        return false;
+      }
       this.#carry = buf.subarray(0, held + n);
-      this.#owned = true;
+      if (!skip) this.#owned = true;
       return true;
     }
     const more = await reader.read(want);
@@ -167,8 +195,16 @@ export class FileCursor {
     return true;
   }
 
-  #chunk(n: number): CursorChunk {
+  #chunk(n: number, skip: boolean): CursorChunk {
     const at = { offset: this.offset, line: this.line };
+    this.#index++;
+    if (skip) {
+      if (this.#options.lines) this.line += countLines(this.#carry.subarray(0, n));
+      this.#carry = this.#carry.subarray(n);
+      this.#owned = false;
+      this.offset += n;
+      return { bytes: SKIPPED, ...at, skipped: true };
+    }
     const bytes = this.#take(n);
     if (this.#options.lines) this.line += countLines(bytes);
     return { bytes, ...at };
@@ -177,27 +213,30 @@ export class FileCursor {
   /**
    * The next chunk, or `null` when the file has no more complete data now. At the end of the
    * file, a last line without newline is handed out when `flush`, held otherwise (followed files
-   * may still complete it).
+   * may still complete it). A chunk for which `skip(index)` holds (its index among the chunks
+   * this cursor cut) is cut exactly the same, but only its lines are counted: it comes `skipped`,
+   * with no bytes, and no buffer is made for it.
    */
-  async next(flush: boolean): Promise<CursorChunk | null> {
+  async next(flush: boolean, skipIf?: (index: number) => boolean): Promise<CursorChunk | null> {
     const { chunkBytes, maxLineBytes, lines } = this.#options;
+    const skip = skipIf?.(this.#index) ?? false;
     for (;;) {
       if (this.#carry.length >= chunkBytes) {
-        if (!lines) return this.#chunk(chunkBytes);
+        if (!lines) return this.#chunk(chunkBytes, skip);
         // Whole lines up to chunkBytes; a line crossing it ends the chunk (one pull hands out
         // about chunkBytes, however much the last read brought in).
         const within = this.#carry.lastIndexOf(NL, chunkBytes - 1);
         const nl = within >= 0 ? within : this.#carry.indexOf(NL, chunkBytes);
-        if (nl >= 0) return this.#chunk(nl + 1);
+        if (nl >= 0) return this.#chunk(nl + 1, skip);
         if (this.#carry.length >= maxLineBytes) {
-          return this.#chunk(utf8Cut(this.#carry, maxLineBytes));
+          return this.#chunk(utf8Cut(this.#carry, maxLineBytes), skip);
         }
       }
-      if (await this.#fill(Math.max(chunkBytes - this.#carry.length, 1 << 14))) continue;
+      if (await this.#fill(Math.max(chunkBytes - this.#carry.length, 1 << 14), skip)) continue;
       if (this.#carry.length === 0) return null;
-      if (!lines || flush) return this.#chunk(this.#carry.length);
+      if (!lines || flush) return this.#chunk(this.#carry.length, skip);
       const nl = this.#carry.lastIndexOf(NL);
-      return nl >= 0 ? this.#chunk(nl + 1) : null;
+      return nl >= 0 ? this.#chunk(nl + 1, skip) : null;
     }
   }
 

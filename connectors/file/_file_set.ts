@@ -77,14 +77,15 @@ export class FileSet {
 
   /**
    * The next chunk; `"idle"` when followed files have nothing new (poll again later); `"end"`
-   * when a bounded read is complete.
+   * when a bounded read is complete. `skip` (files read once only) says, by each file's chunk
+   * index, which chunks are only cut and their lines counted (`skipped`, with no bytes).
    */
-  async next(): Promise<SetChunk | "idle" | "end"> {
+  async next(skip?: (index: number) => boolean): Promise<SetChunk | "idle" | "end"> {
     if (this.#closed) return "end";
-    return this.#o.follow ? await this.#nextFollowed() : await this.#nextOnce();
+    return this.#o.follow ? await this.#nextFollowed() : await this.#nextOnce(skip);
   }
 
-  async #nextOnce(): Promise<SetChunk | "end"> {
+  async #nextOnce(skip?: (index: number) => boolean): Promise<SetChunk | "end"> {
     this.#queue ??= this.#skipBeforeStart(await this.#list());
     for (;;) {
       if (!this.#current) {
@@ -92,7 +93,7 @@ export class FileSet {
         if (path === undefined) return "end";
         this.#current = await this.#open(path);
       }
-      const chunk = await this.#current.next(true);
+      const chunk = await this.#current.next(true, skip);
       if (chunk) return { ...chunk, cursor: this.#current };
       this.#current.close();
       this.#current = undefined;

@@ -143,25 +143,16 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
         striped || ctx.parallelism === 1 ||
         ctx.partitionOf(path) % ctx.parallelism === ctx.instance,
     });
-    // Chunks handed out of the current file so far (striped reads keep every N-th).
-    let chunkFile: string | undefined;
-    let chunkIndex = 0;
+    // Striped: of each file's chunks, instance i takes those with index i, i + N, ...
+    const skip = striped ? (index: number) => index % ctx.parallelism !== ctx.instance : undefined;
     // A stage the runtime kills is not closed: its files are closed all the same.
     ctx.signal.addEventListener("abort", () => files.close(), { once: true });
     return {
       async pull({ signal }) {
-        let next = await files.next();
-        if (striped) {
-          // Another instance's chunk: read only to count its lines (line numbers stay exact).
-          while (typeof next === "object") {
-            if (next.cursor.path !== chunkFile) {
-              chunkFile = next.cursor.path;
-              chunkIndex = 0;
-            }
-            if (chunkIndex++ % ctx.parallelism === ctx.instance) break;
-            next = await files.next();
-          }
-        }
+        // Another instance's chunks are only cut and their lines counted (line numbers stay
+        // exact); this one's are read.
+        let next = await files.next(skip);
+        while (typeof next === "object" && next.skipped) next = await files.next(skip);
         if (next === "end") return null;
         if (next === "idle") {
           await sleep(config.pollMs, signal);

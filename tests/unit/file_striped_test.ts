@@ -292,3 +292,54 @@ Deno.test({
       assert.equal(p.counters().file?.instances.length, 2);
     }),
 });
+
+Deno.test("FileCursor cuts skipped chunks exactly where it cuts read ones, with no bytes", async () => {
+  const { FileCursor } = await import("../../connectors/file/_file_cursor.ts");
+  const dir = await Deno.makeTempDir({ prefix: "sluice-skip-" });
+  const path = `${dir}/in.txt`;
+  // Lines shorter and longer than a chunk (up to ~5 chunks), multi-byte characters included.
+  const text = sampleLines(400).map((l, i) => i % 50 === 7 ? l.repeat(6) : l).join("\n") + "\n";
+  await Deno.writeTextFile(path, text);
+  const whole = new TextEncoder().encode(text);
+  try {
+    for (const chunkBytes of [16, 64, 300]) {
+      const options = {
+        gzip: false,
+        lines: true,
+        chunkBytes,
+        maxLineBytes: 1 << 20,
+        header: false,
+      };
+      const cut = async (skip?: (i: number) => boolean) => {
+        const cursor = await FileCursor.open(path, options);
+        const chunks: { offset: number; line: number; length: number; skipped: boolean }[] = [];
+        for (let c = await cursor.next(true, skip); c; c = await cursor.next(true, skip)) {
+          chunks.push({
+            offset: c.offset,
+            line: c.line,
+            length: c.bytes.length,
+            skipped: !!c.skipped,
+          });
+          if (!c.skipped) {
+            assert.deepEqual(c.bytes, whole.subarray(c.offset, c.offset + c.bytes.length));
+          }
+        }
+        cursor.close();
+        return chunks;
+      };
+      const all = await cut();
+      for (const [n, i] of [[2, 0], [2, 1], [3, 2]]) {
+        const mine = await cut((index) => index % n! !== i);
+        assert.equal(mine.length, all.length, `chunkBytes ${chunkBytes}`);
+        mine.forEach((c, k) => {
+          assert.equal(c.offset, all[k]!.offset);
+          assert.equal(c.line, all[k]!.line);
+          assert.equal(c.skipped, k % n! !== i);
+          assert.equal(c.length, c.skipped ? 0 : all[k]!.length);
+        });
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
