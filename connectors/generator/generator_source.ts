@@ -80,16 +80,15 @@ function mix32(a: number, b: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** mulberry32: a small, fast PRNG; returns floats in [0, 1). */
-function mulberry32(state: number): () => number {
-  let s = state >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/**
+ * The `k`-th float in [0, 1) (k ≥ 1) of mulberry32, a small fast PRNG, seeded with `seed`. Its
+ * state only steps by a constant, so any draw is reached directly: no generator object per event.
+ */
+function mulberry32(seed: number, k: number): number {
+  let t = (seed + k * 0x6d2b79f5) >>> 0;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 }
 
 /** Makes event `id`: a pure function of the config and `id`, so any instance can make any id. */
@@ -98,24 +97,24 @@ function eventMaker(config: GeneratorConfig): (id: number) => StreamRecord<Ecomm
   const skus = typeof config.skus === "number"
     ? Array.from({ length: config.skus }, (_, i) => `sku-${String(i).padStart(4, "0")}`)
     : config.skus;
-  const prices = skus.map((_, i) => 99 + Math.floor(mulberry32(mix32(seed, -1 - i))() * 20_000));
+  const prices = skus.map((_, i) => 99 + Math.floor(mulberry32(mix32(seed, -1 - i), 1) * 20_000));
   const total = mix.view + mix.cart + mix.purchase;
   const viewBelow = mix.view / total;
   const cartBelow = (mix.view + mix.cart) / total;
   return (id) => {
-    const rand = mulberry32(mix32(seed, id));
-    const s = Math.floor(rand() * skus.length);
+    const draws = mix32(seed, id);
+    const s = Math.floor(mulberry32(draws, 1) * skus.length);
     const sku = skus[s]!;
-    const r = rand();
+    const r = mulberry32(draws, 2);
     const type: EcommerceEventType = r < viewBelow ? "view" : r < cartBelow ? "cart" : "purchase";
     const ts = startTs + id * tsStepMs;
     const value: EcommerceEvent = {
       id,
-      userId: `user-${Math.floor(rand() * users)}`,
+      userId: `user-${Math.floor(mulberry32(draws, 3) * users)}`,
       sku,
       type,
       price: prices[s]!,
-      qty: 1 + Math.floor(rand() * 5),
+      qty: 1 + Math.floor(mulberry32(draws, 4) * 5),
       ts,
     };
     return { key: sku, value, ts };
