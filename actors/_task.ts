@@ -797,7 +797,9 @@ export class Task {
       );
     }
     this.#sourceCounters.out += records.length;
-    for (const r of records) if (r.ts > this.#maxTs) this.#maxTs = r.ts;
+    let maxTs = this.#maxTs;
+    for (let i = 0; i < records.length; i++) if (records[i]!.ts > maxTs) maxTs = records[i]!.ts;
+    this.#maxTs = maxTs;
     if (records.length > 0) await this.#head.run(records, token);
     token.release();
     // Pulls cost no credit, so more may wait here than on an input before a checkpoint is asked.
