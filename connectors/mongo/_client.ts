@@ -2,7 +2,10 @@
 // the classification of driver errors. The URL (which may hold credentials) is handed to the
 // driver only and never put in messages.
 import { z } from "../../actors/_deps.ts";
-import { loadMongodb, type MongoClient, mongodbLoaded } from "../../stores/mongo/_deps.ts";
+import { loadMongodb, type MongoClient } from "../../stores/mongo/_deps.ts";
+
+/** The MongoDB store's classification: one for the driver. */
+export { isTransient } from "../../stores/mongo/_transient.ts";
 
 /** {@linkcode MongoConnectionOptions} as validated, with defaults applied. */
 export interface MongoConnection {
@@ -34,39 +37,4 @@ export async function createClient(c: MongoConnection): Promise<MongoClient> {
     serverSelectionTimeoutMS: c.serverSelectionTimeoutMs,
     connectTimeoutMS: c.connectTimeoutMs,
   });
-}
-
-/** Server error codes that mean "try again later", not "this write is wrong". */
-const TRANSIENT_CODES = new Set([
-  6, // HostUnreachable
-  7, // HostNotFound
-  89, // NetworkTimeout
-  91, // ShutdownInProgress
-  189, // PrimarySteppedDown
-  262, // ExceededTimeLimit
-  9001, // SocketException
-  10107, // NotWritablePrimary
-  11600, // InterruptedAtShutdown
-  11602, // InterruptedDueToReplStateChange
-  13435, // NotPrimaryNoSecondaryOk
-  13436, // NotPrimaryOrSecondary
-  64, // WriteConcernFailed
-  50, // MaxTimeMSExpired
-]);
-
-/** Whether a driver error is about the connection or server state rather than the data. */
-export function isTransient(error: unknown): boolean {
-  // Driver errors exist only once the driver is loaded (by createClient).
-  const { MongoBulkWriteError, MongoError, MongoNetworkError, MongoServerSelectionError } =
-    mongodbLoaded();
-  if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
-  if (!(error instanceof MongoError)) return false;
-  if (error.hasErrorLabel("RetryableWriteError") || error.hasErrorLabel("ResetPool")) return true;
-  if (error instanceof MongoBulkWriteError && (error.writeErrors as unknown[]).length > 0) {
-    return false;
-  }
-  const code = typeof error.code === "number" ? error.code : Number(error.code);
-  if (TRANSIENT_CODES.has(code)) return true;
-  return /topology (is )?(was )?(destroyed|closed)|connection .*closed|ECONNREFUSED|ECONNRESET/i
-    .test(error.message);
 }

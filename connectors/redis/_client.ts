@@ -4,6 +4,9 @@
 import { z } from "../../actors/_deps.ts";
 import { loadIoredis, type Redis } from "../../stores/redis/_deps.ts";
 
+/** The Redis store's classification: one for the driver. */
+export { isTransient } from "../../stores/redis/_transient.ts";
+
 /** {@linkcode RedisConnectionOptions} as validated, with defaults applied. */
 export interface RedisConnection {
   url: string;
@@ -40,29 +43,3 @@ export async function createRedis(
   redis.on("error", () => {});
   return redis;
 }
-
-/** Reply errors that mean "try again later": the server is loading, busy or failing over. */
-const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS)\b/;
-
-/** Whether an ioredis error is about the connection or server state rather than the command. */
-export function isTransient(error: unknown): boolean {
-  const e = error as { name?: unknown; message?: unknown; code?: unknown } | null;
-  const message = String(e?.message ?? "");
-  if (e?.name === "ReplyError") return TRANSIENT_REPLY.test(message);
-  if (e?.name === "MaxRetriesPerRequestError") return true;
-  if (typeof e?.code === "string" && TRANSIENT_CODES.has(e.code)) return true;
-  return /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/
-    .test(message);
-}
-
-/** Socket error codes of an unreachable or lost server. */
-const TRANSIENT_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-]);

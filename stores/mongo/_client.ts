@@ -4,6 +4,9 @@ import { SluiceError } from "../../actors/errors.ts";
 import { attemptOn, oneLine } from "../_faults.ts";
 import { mongoHosts } from "../_hosts.ts";
 import { loadMongodb, type MongoClient, type Mongodb } from "./_deps.ts";
+import { isTransient } from "./_transient.ts";
+
+export { isTransient };
 
 /**
  * Environment variables the driver reads when a client is created (logging switches, and the
@@ -69,34 +72,6 @@ export async function connect(c: Connection): Promise<{ client: MongoClient; dri
     );
   }
   return { client, driver };
-}
-
-const TRANSIENT_NAMES = new Set([
-  "MongoNetworkError",
-  "MongoNetworkTimeoutError",
-  "MongoServerSelectionError",
-  "MongoServerClosedError",
-  "MongoTopologyClosedError",
-]);
-
-/** Server error codes that mean "try again later", not "this write is wrong". */
-const TRANSIENT_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
-
-/** Whether a driver error is about the connection or the server's state, not the data. */
-export function isTransient(error: unknown): boolean {
-  const e = error as {
-    name?: unknown;
-    code?: unknown;
-    message?: unknown;
-    hasErrorLabel?: (label: string) => boolean;
-  } | null;
-  if (typeof e?.name === "string" && TRANSIENT_NAMES.has(e.name)) return true;
-  if (typeof e?.hasErrorLabel === "function") {
-    if (e.hasErrorLabel("RetryableWriteError") || e.hasErrorLabel("ResetPool")) return true;
-  }
-  if (TRANSIENT_CODES.has(Number(e?.code))) return true;
-  return /ECONNREFUSED|ECONNRESET|connection .*closed|topology .*(closed|destroyed)/i
-    .test(String(e?.message ?? ""));
 }
 
 /** Runs a driver call; a connection fault becomes a RetriableError. */

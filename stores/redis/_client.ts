@@ -5,6 +5,9 @@ import { SluiceError } from "../../actors/errors.ts";
 import { attemptOn, oneLine } from "../_faults.ts";
 import { redisHost } from "../_hosts.ts";
 import { type Cluster, loadIoredis, type Redis } from "./_deps.ts";
+import { isTransient } from "./_transient.ts";
+
+export { isTransient };
 
 /** What {@linkcode connect} needs (the connection part of `RedisStoreOptions`). */
 export interface Connection {
@@ -80,18 +83,6 @@ export async function disconnect(client: Redis | Cluster): Promise<void> {
     }
   }
   client.disconnect();
-}
-
-const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS)\b/;
-const TRANSIENT_TEXT =
-  /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries/i;
-
-/** Whether an ioredis error is about the connection or the server's state, not the command. */
-export function isTransient(error: unknown): boolean {
-  const e = error as { name?: unknown; message?: unknown } | null;
-  const text = String(e?.message ?? "");
-  if (e?.name === "ReplyError") return TRANSIENT_REPLY.test(text);
-  return e?.name === "MaxRetriesPerRequestError" || TRANSIENT_TEXT.test(text);
 }
 
 /** Runs a driver call; a connection fault becomes a RetriableError. */
