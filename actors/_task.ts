@@ -17,10 +17,12 @@ import type {
 } from "./_protocol.ts";
 import { OutEdge } from "./_output.ts";
 import {
+  backoff,
   Context,
   type Downstream,
   guard,
   HookFailure,
+  isRetriable,
   newCounters,
   ProcessorOp,
   SinkOp,
@@ -733,15 +735,24 @@ export class Task {
     }
   }
 
-  /** One pull from the source: its batch, `null` at the end of input, or what it threw. */
+  /**
+   * One pull from the source: its batch, `null` at the end of input, or what it threw. A
+   * `RetriableError` (its server briefly away) is pulled again after a backoff, for as long as it
+   * lasts or until the source is stopped, instead of failing the instance: a pull that threw
+   * handed out nothing.
+   */
   async #fetch(): Promise<Pulled> {
     const max = this.#init.source?.batchSize ?? 512;
-    try {
-      return {
-        batch: await this.#source!.pull({ max, signal: this.#pullStop.signal }, this.#sourceCtx!),
-      };
-    } catch (error) {
-      return { error };
+    const signal = this.#pullStop.signal;
+    for (let attempt = 1;; attempt++) {
+      try {
+        return { batch: await this.#source!.pull({ max, signal }, this.#sourceCtx!) };
+      } catch (error) {
+        if (!isRetriable(error) || signal.aborted) return { error };
+        this.#sourceCounters.failed++;
+        await backoff(attempt, signal);
+        if (signal.aborted) return { error };
+      }
     }
   }
 

@@ -101,9 +101,9 @@ export class PipelineError extends SluiceError {
 }
 
 /**
- * Thrown by a sink's `write`, or a processor's `beforeBatch` or `process`, for a transient fault,
- * such as a server that is down: the runtime retries with backoff for as long as it takes (or until
- * the stage is stopped), and backpressure holds the pipeline meanwhile.
+ * Thrown by a sink's `write`, a processor's `beforeBatch` or `process`, or a source's `pull`, for a
+ * transient fault, such as a server that is down: the runtime retries with backoff for as long as
+ * it takes (or until the stage is stopped), and backpressure holds the pipeline meanwhile.
  *
  * @example
  * ```ts

@@ -254,3 +254,42 @@ Deno.test("Pipeline.run() keeps the defaults of stage options passed as undefine
   assertAllOnce(got, 1000);
   await out.clear();
 });
+
+for (const mode of ["inline", "workers"] as const) {
+  Deno.test(`A source whose pull throws RetriableError is pulled again after a backoff, not restarted (${mode})`, async () => {
+    const out = collect<Ev>();
+    const summary = await pipeline({ mode, signals: false })
+      .from(
+        ref<never, Ev>(
+          "flakySource",
+          { count: 1000, perPull: 50, downMs: 150, againAt: 500 },
+          "source",
+        ),
+      )
+      .to(out.sink)
+      .run();
+    const got = (await out.values()).map((v) => v.id);
+    assertAllOnce(got, 1000);
+    assert.deepEqual(got, [...got].sort((a, b) => a - b), "in order: nothing was replayed");
+    assert.equal(summary.stages.flaky?.restarts, 0);
+    assert.deepEqual(summary.failures, []);
+    assert.ok((summary.stages.flaky?.failed ?? 0) >= 2, "the faults are counted");
+    await out.clear();
+  });
+}
+
+Deno.test("A source away for good is stopped during its retries: stop() ends the run", async () => {
+  const out = collect<Ev>();
+  const p = pipeline({ mode: "workers", signals: false, stopTimeoutMs: 2000 });
+  p.from(ref<never, Ev>("flakySource", { count: 10, perPull: 5, downMs: 60_000 }, "source"))
+    .to(out.sink);
+  const running = p.run();
+  await new Promise((r) => setTimeout(r, 300));
+  const stopping = Date.now();
+  await p.stop();
+  const summary = await running;
+  assert.ok(Date.now() - stopping < 2000, `stop() took ${Date.now() - stopping} ms`);
+  assert.equal(summary.stages.flaky?.restarts, 0);
+  assert.deepEqual(await out.values(), []);
+  await out.clear();
+});
