@@ -87,7 +87,8 @@ export interface SourceInstance<T> {
   /**
    * Reads the next records. Called only when the stage has credit downstream, so a source that
    * does not get called stops reading (pauses its consumer, stops reading its file). Returns
-   * `null` at the end of a bounded input.
+   * `null` at the end of a bounded input. Throw a `RetriableError` when its server is briefly away:
+   * the runtime pulls again after a backoff; any other throw fails the instance.
    */
   pull(
     options: PullOptions,
