@@ -170,10 +170,12 @@ export class FileCursor {
           this.#scratch = new Uint8Array(2 * (held + want));
         }
         buf = this.#scratch.subarray(0, held + want);
-        // The carry may sit in the scratch already: copyWithin moves it safely.
-        if (this.#carry.buffer === buf.buffer) {
-          buf.copyWithin(0, this.#carry.byteOffset, this.#carry.byteOffset + held);
-        } else buf.set(this.#carry);
+        // The carry may sit in the scratch already (anywhere in it, maybe past `held + want`):
+        // moved within the whole scratch, overlap and all.
+        const carry = this.#carry;
+        if (carry.buffer === this.#scratch.buffer) {
+          this.#scratch.copyWithin(0, carry.byteOffset, carry.byteOffset + held);
+        } else buf.set(carry);
         this.#owned = false;
       } else {
         buf = new Uint8Array(held + want);
