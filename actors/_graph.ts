@@ -133,6 +133,12 @@ function resolve(
   };
 }
 
+/** Why a stateful stage cannot run at `parallelism` on input that is not keyed. */
+export function unkeyedState(stage: string, parallelism: number): string {
+  return `Cannot run stage "${stage}" at parallelism ${parallelism}: it keeps keyed state, so ` +
+    `its input must be keyed (put .keyBy() before it), or run it at parallelism 1`;
+}
+
 /** The options that are set: keys whose value is `undefined` are left out. */
 function defined(options: StageOptions | undefined): StageOptions {
   return Object.fromEntries(Object.entries(options ?? {}).filter(([, v]) => v !== undefined));
@@ -168,6 +174,12 @@ export async function compile(
     }
     if (kind !== "sink" && outs(node.id).filter((e) => e.side === "").length === 0) {
       throw new ConfigError(`Cannot build pipeline: stage "${node.name}" has no downstream sink`);
+    }
+    // Keyed state is kept and checkpointed per partition of the record key: with several
+    // instances, each must get the keys of the partitions it owns, or two would store the same.
+    const { stateful, parallelism } = resolved.get(node.id)!;
+    if (stateful && parallelism > 1 && ins(node.id).some((e) => !e.keyed)) {
+      throw new ConfigError(unkeyedState(node.name, parallelism));
     }
   }
   // Stateless stages of equal parallelism fuse. So does anything at parallelism 1 on both sides,

@@ -5,7 +5,7 @@ import { assignPartitions } from "./partitioner.ts";
 import { PipelineError } from "./errors.ts";
 import type { DeadLetterSink } from "./dead_letter.ts";
 import type { StateBackend } from "./state_backend.ts";
-import type { Group, GroupEdge, Plan } from "./_graph.ts";
+import { type Group, type GroupEdge, type Plan, unkeyedState } from "./_graph.ts";
 import type {
   FromTask,
   InputSpec,
@@ -667,6 +667,9 @@ export class Runtime {
     }
     if ([...ins, ...outs].some((e) => e.mode === "forward") || g.specs[0]!.kind === "source") {
       throw new RangeError(`Cannot scale "${stage}": it is fused or forward-wired to a neighbour`);
+    }
+    if (n > 1 && g.options.stateful && ins.some((e) => e.mode !== "hash")) {
+      throw new RangeError(unkeyedState(stage, n));
     }
     const oldN = g.parallelism;
     if (n === oldN || this.#ended) return;

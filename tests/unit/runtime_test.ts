@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   collect,
+  ConfigError,
   type DeadLetter,
   fromArray,
   memoryDeadLetters,
@@ -282,4 +283,35 @@ Deno.test("A stage that cannot open for lack of a permission fails the run at on
   });
   assert.equal(p.counters().needsEnv?.restarts, 0);
   await out.clear();
+});
+
+Deno.test("A stateful stage at parallelism > 1 needs keyed input: build and scale() say so", async () => {
+  // Built so: two instances would keep (and checkpoint) state under the same partitions.
+  const p = pipeline({ mode: "inline", signals: false });
+  p.from(paced(100)).via(ref("keyedSum", {}), { name: "sum", parallelism: 2 }).to(collect().sink);
+  await assert.rejects(() => p.run(), (e: unknown) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(e.message, /stage "sum" at parallelism 2: it keeps keyed state/);
+    assert.match(e.message, /put \.keyBy\(\) before it/);
+    return true;
+  });
+  // Scaled to it at run time, the same.
+  const out = collect<{ key: string; sum: number }>();
+  const q = pipeline({ mode: "workers", signals: false });
+  q.from(paced(5000, { keys: 10, perPull: 100, delayMs: 2 }))
+    .via(ref("keyedSum", {}), { name: "sum", fuse: false })
+    .to(out.sink);
+  const running = q.run();
+  await new Promise((r) => setTimeout(r, 100));
+  await assert.rejects(() => q.scale("sum", 2), /Cannot run stage "sum" at parallelism 2/);
+  const summary = await running;
+  assert.equal(summary.stages.sum?.in, 5000, "the pipeline went on at parallelism 1");
+  await out.clear();
+  // Keyed, it builds and scales.
+  const keyed = pipeline({ mode: "inline", signals: false });
+  const sums = collect<{ key: string; sum: number }>();
+  keyed.from(paced(100, { keys: 10 })).keyBy()
+    .via(ref("keyedSum", {}), { name: "sum", parallelism: 2 }).to(sums.sink);
+  assert.equal((await keyed.run()).stages.sum?.in, 100);
+  await sums.clear();
 });
