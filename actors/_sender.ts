@@ -36,6 +36,10 @@ export class Sender {
   readonly #unacked = new Map<number, Pending>();
   /** Of those, the ones the receiver has processed: they hold no credit, only a place to replay. */
   readonly #processed = new Set<number>();
+  /** Of those, the ones a restarted receiver has not been sent again yet, in order. */
+  #replay: Pending[] = [];
+  /** What a restarted receiver gets once the replay is through (the watermark, the end). */
+  #afterReplay: ToReceiver[] = [];
   #waiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
   #lastWatermark = -Infinity;
@@ -65,6 +69,7 @@ export class Sender {
   /** The receiver processed batch `seq` and holds it for a checkpoint: its credit comes back. */
   #processedBy(seq: number): void {
     if (!this.#unacked.has(seq) || this.#processed.has(seq)) return;
+    if (this.#replay.some((b) => b.seq === seq)) return; // not sent to this incarnation yet
     this.#processed.add(seq);
     this.#pump();
   }
@@ -78,6 +83,7 @@ export class Sender {
     if (!batch) return; // acked already, or an ack from before a replay
     this.#unacked.delete(seq);
     this.#processed.delete(seq);
+    if (this.#replay.length > 0) this.#replay = this.#replay.filter((b) => b.seq !== seq);
     for (const token of batch.tokens) token.release();
     this.#pump();
     if (this.#unacked.size === 0 && this.#queue.length === 0) {
@@ -87,10 +93,15 @@ export class Sender {
     }
   }
 
+  /** Free places in the receiver's mailbox. */
+  #free(): number {
+    const inMailbox = this.#unacked.size - this.#processed.size - this.#replay.length;
+    return this.#capacity - inMailbox;
+  }
+
   /** Free credits: batches the receiver can still take (and this sender can still keep). */
   get credits(): number {
-    const inMailbox = this.#unacked.size - this.#processed.size;
-    return Math.min(this.#capacity - inMailbox, RETAIN * this.#capacity - this.#unacked.size);
+    return Math.min(this.#free(), RETAIN * this.#capacity - this.#unacked.size);
   }
 
   /** Batches sent and not yet acked. */
@@ -150,14 +161,20 @@ export class Sender {
   }
 
   #pump(): void {
-    while (this.#queue.length > 0 && this.credits > 0) {
+    // A restarted receiver gets what it lost first, in order, as its mailbox has room.
+    while (this.#replay.length > 0 && this.#free() > 0) {
+      const batch = this.#replay.shift()!;
+      this.#post({ t: "b", seq: batch.seq, records: batch.records, wm: batch.wm });
+    }
+    if (this.#replay.length === 0) { for (const m of this.#afterReplay.splice(0)) this.#post(m); }
+    while (this.#replay.length === 0 && this.#queue.length > 0 && this.credits > 0) {
       const batch = this.#queue.shift()!;
       this.#unacked.set(batch.seq, batch);
       this.sent += batch.records.length;
       if (batch.wm !== undefined) this.#sentWatermark = Math.max(this.#sentWatermark, batch.wm);
       this.#post({ t: "b", seq: batch.seq, records: batch.records, wm: batch.wm });
     }
-    if (this.#queue.length === 0) {
+    if (this.#queue.length === 0 && this.#replay.length === 0) {
       const waiters = this.#waiters;
       this.#waiters = [];
       for (const w of waiters) w();
@@ -168,9 +185,12 @@ export class Sender {
     this.#port.postMessage(message);
   }
 
-  /** Resolves once no sealed batch waits for credit (the open batch may still linger). */
+  /**
+   * Resolves once no sealed batch waits for credit, nor a replay for room (the open batch may
+   * still linger).
+   */
   ready(): Promise<void> {
-    if (this.#queue.length === 0) return Promise.resolve();
+    if (this.#queue.length === 0 && this.#replay.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
@@ -182,7 +202,10 @@ export class Sender {
     // end of that data's batch (sealed by the linger timer or by the next record pushed).
     if (this.#open.length > 0) this.#wmPending = true;
     else if (this.#queue.length > 0) this.#queue[this.#queue.length - 1]!.wm = wm;
-    else {
+    else if (this.#replay.length > 0) {
+      this.#sentWatermark = wm;
+      this.#afterReplay.push({ t: "w", wm });
+    } else {
       this.#sentWatermark = wm;
       this.#post({ t: "w", wm });
     }
@@ -208,16 +231,17 @@ export class Sender {
     this.#port.close();
     this.#port = port;
     this.#listen();
-    // Processed or not, the new incarnation has none of them (a restored checkpoint holds none).
+    // Processed or not, the new incarnation has none of them (a restored checkpoint holds none):
+    // all are replayed, in order, no more at a time than its mailbox holds.
     this.#processed.clear();
-    const replay = [...this.#unacked.values()].sort((a, b) => a.seq - b.seq);
-    for (const batch of replay) {
-      this.#post({ t: "b", seq: batch.seq, records: batch.records, wm: batch.wm });
+    this.#replay = [...this.#unacked.values()].sort((a, b) => a.seq - b.seq);
+    // Then only the watermark already sent: a later one rides on the batches still queued or open,
+    // and sent now it would overtake them (their records would arrive late).
+    this.#afterReplay = [];
+    if (this.#sentWatermark > -Infinity) {
+      this.#afterReplay.push({ t: "w", wm: this.#sentWatermark });
     }
-    // Only the watermark already sent: a later one rides on the batches still queued or open, and
-    // sent now it would overtake them (their records would arrive late).
-    if (this.#sentWatermark > -Infinity) this.#post({ t: "w", wm: this.#sentWatermark });
-    if (this.#ended && this.#queue.length === 0) this.#post({ t: "eos" });
+    if (this.#ended && this.#queue.length === 0) this.#afterReplay.push({ t: "eos" });
     this.#pump();
   }
 
@@ -227,6 +251,8 @@ export class Sender {
     const all = [...this.#unacked.values(), ...this.#queue].sort((a, b) => a.seq - b.seq);
     this.#unacked.clear();
     this.#processed.clear();
+    this.#replay = [];
+    this.#afterReplay = [];
     this.#queue.length = 0;
     return all;
   }

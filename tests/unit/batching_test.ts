@@ -187,8 +187,8 @@ Deno.test("A batch processed but held for a checkpoint frees its credit; the sen
   port2.postMessage({ t: "a", seq: 1 });
   await settle();
   assert.equal(got.length, RETAIN * capacity + 1);
-  // A restarted receiver gets every batch kept, processed or not, and none of them counts as
-  // processed any more: the mailbox is full again until it processes them.
+  // A restarted receiver gets every batch kept, processed or not, in order, and none of them
+  // counts as processed any more: no more at a time than its mailbox holds.
   const fresh = new MessageChannel();
   const replayed: number[] = [];
   fresh.port2.onmessage = (e: MessageEvent<ToReceiver>) => {
@@ -196,8 +196,47 @@ Deno.test("A batch processed but held for a checkpoint frees its credit; the sen
   };
   sender.reconnect(fresh.port1);
   await settle();
-  assert.deepEqual(replayed, got.slice(1));
-  assert.ok(sender.credits <= 0);
+  assert.deepEqual(replayed, got.slice(1, 1 + capacity));
+  assert.equal(sender.credits, 0);
+  for (let k = 0; k < replayed.length && k < 40; k++) {
+    fresh.port2.postMessage({ t: "f", seq: replayed[k] });
+    await settle();
+  }
+  assert.deepEqual(replayed.slice(0, got.length - 1), got.slice(1));
+  sender.close();
+  port2.close();
+  fresh.port2.close();
+});
+
+Deno.test("A paced replay keeps watermarks and the end behind every replayed batch", async () => {
+  const { port1, port2 } = new MessageChannel();
+  port2.onmessage = () => {};
+  const settle = () => new Promise((r) => setTimeout(r, 10));
+  const sender = new Sender(port1, 2, 1, 1000);
+  const token = new Token(() => {});
+  for (let i = 1; i <= 3; i++) sender.push(rec(i), token);
+  await settle();
+  for (const seq of [1, 2]) port2.postMessage({ t: "f", seq });
+  await settle();
+  sender.watermark(10); // sent alone: nothing is open or queued
+  await settle();
+  const fresh = new MessageChannel();
+  const seen: string[] = [];
+  fresh.port2.onmessage = (e: MessageEvent<ToReceiver>) => {
+    const m = e.data;
+    seen.push(m.t === "b" ? `b${m.seq}` : m.t === "w" ? `w${m.wm}` : m.t);
+  };
+  sender.reconnect(fresh.port1);
+  sender.watermark(11); // comes while the replay waits for room
+  await settle();
+  assert.deepEqual(seen, ["b1", "b2"]);
+  fresh.port2.postMessage({ t: "f", seq: 1 });
+  await settle();
+  assert.deepEqual(seen, ["b1", "b2", "b3", "w10", "w11"]);
+  // Ended meanwhile: the end goes last.
+  sender.end();
+  await settle();
+  assert.deepEqual(seen.slice(5), ["eos"]);
   sender.close();
   port2.close();
   fresh.port2.close();
