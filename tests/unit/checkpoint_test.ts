@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { type Ev, expectedSums, pacedSource, runtimeFixtures, type Sum } from "./_paced.ts";
 import {
   collect,
   decodeLines,
@@ -10,21 +11,10 @@ import {
   stage,
 } from "../../mod.ts";
 
-const fixtures = new URL("./fixtures/runtime_stages.ts", import.meta.url);
-type Ev = { id: number; n: number };
-type Sum = { key: string; sum: number };
-
-function expectedSums(count: number, keys: number): Record<string, number> {
-  const sums: Record<string, number> = {};
-  for (let i = 0; i < count; i++) sums[`k${i % keys}`] = (sums[`k${i % keys}`] ?? 0) + i % 7;
-  return sums;
-}
+const fixtures = runtimeFixtures;
 
 function source(count: number, delayMs = 0) {
-  return stage<never, Ev>(fixtures, { count, keys: 20, perPull: 100, delayMs }, {
-    kind: "source",
-    export: "pacedSource",
-  });
+  return pacedSource(count, 100, delayMs);
 }
 
 Deno.test("A stateful stage that crashes resumes from its checkpoint: per-key sums stay exact", async () => {

@@ -1,26 +1,16 @@
 // Review of cd4c49a (a stateful receiver frees a batch's credit once processed, "f"; the sender
 // keeps at most RETAIN × capacity unacked batches for a replay).
 import assert from "node:assert/strict";
+import { type Ev, expectedSums, pacedSource, runtimeFixtures, type Sum } from "./_paced.ts";
 import { collect, map, memoryStateBackend, pipeline, stage } from "../../mod.ts";
 import { RETAIN, Sender } from "../../actors/_sender.ts";
 import { Token } from "../../actors/_token.ts";
 import type { ToReceiver } from "../../actors/_protocol.ts";
 
-const fixtures = new URL("./fixtures/runtime_stages.ts", import.meta.url);
-type Ev = { id: number; n: number };
-type Sum = { key: string; sum: number };
-
-function expectedSums(count: number, keys: number): Record<string, number> {
-  const sums: Record<string, number> = {};
-  for (let i = 0; i < count; i++) sums[`k${i % keys}`] = (sums[`k${i % keys}`] ?? 0) + i % 7;
-  return sums;
-}
+const fixtures = runtimeFixtures;
 
 function source(count: number, delayMs = 0) {
-  return stage<never, Ev>(fixtures, { count, keys: 20, perPull: 50, delayMs }, {
-    kind: "source",
-    export: "pacedSource",
-  });
+  return pacedSource(count, 50, delayMs);
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 10));
