@@ -7,6 +7,7 @@
 import type { StreamRecord } from "./record.ts";
 import type { ToReceiver, ToSender } from "./_protocol.ts";
 import type { Token } from "./_token.ts";
+import { after } from "./_timer.ts";
 
 /** Batches a sender keeps for a replay, as a multiple of the receiver's capacity. */
 export const RETAIN = 4;
@@ -29,7 +30,8 @@ export class Sender {
   #open: StreamRecord<unknown>[] = [];
   #openTokens = new Set<Token>();
   #lastToken: Token | undefined;
-  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Cancels the linger timer of the open batch, while one runs. */
+  #lingerTimer: (() => void) | undefined;
   /** Sealed batches waiting for a credit. */
   readonly #queue: Pending[] = [];
   /** Sent, not yet acked: seq → batch. */
@@ -134,14 +136,17 @@ export class Sender {
     this.#lastToken = token;
     if (this.#open.length >= this.#batchSize) this.seal();
     else if (this.#lingerTimer === undefined) {
-      this.#lingerTimer = setTimeout(() => this.seal(), this.#lingerMs);
+      this.#lingerTimer = after(this.#lingerMs, () => {
+        this.#lingerTimer = undefined;
+        this.seal();
+      });
     }
   }
 
   /** Closes the open batch and sends what credits allow. */
   seal(): void {
     if (this.#lingerTimer !== undefined) {
-      clearTimeout(this.#lingerTimer);
+      this.#lingerTimer();
       this.#lingerTimer = undefined;
     }
     if (this.#open.length > 0) {
@@ -260,7 +265,7 @@ export class Sender {
   /** Stops listening and closes the port. */
   close(): void {
     this.#closed = true;
-    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer?.();
     this.#port.onmessage = null;
     this.#port.close();
   }

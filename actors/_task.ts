@@ -30,6 +30,7 @@ import {
 } from "./_ops.ts";
 import { Token } from "./_token.ts";
 import { RETAIN } from "./_sender.ts";
+import { after, every } from "./_timer.ts";
 
 /** Control endpoint of a task: a worker's global scope or one end of a MessageChannel. */
 export interface ControlPort {
@@ -152,7 +153,8 @@ export class Task {
   readonly #dlqWaiting = new Map<number, Token>();
   /** The finish, waiting until no dead letter nor source position waits for an ack. */
   #quiet: (() => void) | undefined;
-  readonly #timers: ReturnType<typeof setInterval>[] = [];
+  /** Stops the task's periodic timers. */
+  readonly #timers: (() => void)[] = [];
   #finished = false;
   #failed = false;
   #mailbox = 0;
@@ -431,10 +433,10 @@ export class Task {
       if (newer) input.port.close();
       else this.#addInput(input);
     }
-    this.#timers.push(setInterval(() => this.#heartbeat(), init.heartbeatMs));
+    this.#timers.push(every(init.heartbeatMs, () => this.#heartbeat()));
     const tickMs = Math.min(...init.chain.map((s) => s.tickMs));
     if (ops.some((op) => op instanceof ProcessorOp && op.hasTick) || init.inputs.length > 0) {
-      this.#timers.push(setInterval(() => this.#enqueue({ k: "tick" }), tickMs));
+      this.#timers.push(every(tickMs, () => this.#enqueue({ k: "tick" })));
     }
     this.#opened = true;
     this.#post({ t: "ready" });
@@ -520,13 +522,13 @@ export class Task {
   #arrival(timeoutMs?: number): Promise<void> {
     if (this.#queue.length > 0 || this.#finished || this.#failed) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+      const cancel = timeoutMs === undefined ? undefined : after(timeoutMs, () => {
         this.#wake = undefined;
         resolve();
-      }, timeoutMs);
+      });
       this.#wake = () => {
         this.#wake = undefined;
-        clearTimeout(timer);
+        cancel?.();
         resolve();
       };
     });
@@ -881,7 +883,7 @@ export class Task {
 
   /** Closes every stage, in chain order (a throw fails the task), then the channels. */
   async #close(): Promise<void> {
-    for (const t of this.#timers) clearInterval(t);
+    for (const stop of this.#timers) stop();
     for (const [stage, close] of this.#unclosed()) await guard(stage, close);
     for (const i of this.#inputs) i.port.close();
     for (const o of this.#outputs) o.close();
@@ -923,10 +925,10 @@ export class Task {
           .finally(() => running.delete(stage))
       ),
     );
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_TIMEOUT_MS));
+    let cancel: (() => void) | undefined;
+    const late = new Promise<void>((resolve) => cancel = after(CLOSE_TIMEOUT_MS, resolve));
     await Promise.race([closing, late]);
-    clearTimeout(timer);
+    cancel?.();
     for (const stage of running) {
       const message = `close() is still running after ${CLOSE_TIMEOUT_MS} ms`;
       errors.push([stage, { code: "E_CLOSE_TIMEOUT", message }]);
@@ -964,7 +966,7 @@ export class Task {
     this.#failed = true;
     this.#kill.abort();
     this.#pullStop.abort();
-    for (const t of this.#timers) clearInterval(t);
+    for (const stop of this.#timers) stop();
     for (const i of this.#inputs) i.port.close();
     for (const o of this.#outputs) o.close();
     this.#closeYielder();
@@ -978,7 +980,7 @@ export class Task {
     if (this.#failed) return;
     this.#failed = true;
     this.#kill.abort();
-    for (const t of this.#timers) clearInterval(t);
+    for (const stop of this.#timers) stop();
     this.#closeYielder();
     const stage = error instanceof HookFailure ? error.stage : this.#init?.chain[0]?.stage ?? "?";
     const cause = error instanceof HookFailure ? error.cause : error;
