@@ -30,7 +30,8 @@ export function formatIssues(root: string, issues: readonly Issue[]): string {
  *   `Cannot configure stage "window": config.sizeMs: Too small: expected number to be >0`.
  */
 export function parseConfig<C>(def: { config: ConfigSchema<C> }, stage: string, raw: unknown): C {
-  const result = def.config.safeParse(raw);
+  // Parsed once: compiling zod's fast path for it would cost more than it saves.
+  const result = def.config.safeParse(raw, { jitless: true });
   if (!result.success) {
     throw new ConfigError(
       `Cannot configure stage "${stage}": ${formatIssues("config", result.error.issues)}`,

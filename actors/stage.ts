@@ -168,8 +168,12 @@ export interface SinkInstance<T> {
 
 /** What a config schema must offer: zod schemas (`z.object(...)`) fit as they are. */
 export interface ConfigSchema<C> {
-  /** Validates `input`; on failure, `error.issues` carries each problem's path and message. */
-  safeParse(input: unknown): ConfigParseResult<C>;
+  /**
+   * Validates `input`; on failure, `error.issues` carries each problem's path and message. The
+   * runtime parses a config once per instance, so it asks zod to skip compiling a fast path
+   * (`jitless`); other schemas may ignore the option.
+   */
+  safeParse(input: unknown, options?: { jitless?: boolean }): ConfigParseResult<C>;
 }
 
 /** The result of {@linkcode ConfigSchema.safeParse}. */
