@@ -870,7 +870,7 @@ export class Task {
     for (const take of this.#deferred.splice(0)) take();
     if (this.#held.length > 0) {
       const empty = new Promise<void>((resolve) => this.#heldWaiters.push(resolve));
-      this.#post({ t: "wantCheckpoint" });
+      this.#wantCheckpoint();
       await empty;
     }
     if (this.#dlqWaiting.size > 0 || this.#positions.length > 0) {
