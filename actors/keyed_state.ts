@@ -61,7 +61,9 @@ export class KeyedState<V> {
   set(key: string, value: V): this {
     const slot = this.#home.get(key);
     if (slot === undefined) {
-      this.#add(this.#shardOf(partitionOf(key, this.#partitions)), key, value).dirty = true;
+      const shard = this.#shardOf(partitionOf(key, this.#partitions));
+      shard.dirty = true;
+      this.#add(shard, key, value);
     } else {
       slot.shard.dirty = true;
       slot.value = value;
@@ -69,12 +71,11 @@ export class KeyedState<V> {
     return this;
   }
 
-  /** Puts a key that is not held yet (or held in another shard) into `shard`; returns the shard. */
-  #add(shard: Shard<V>, key: string, value: V): Shard<V> {
+  /** Puts a key that is not held yet (or held in another shard) into `shard`. */
+  #add(shard: Shard<V>, key: string, value: V): void {
     const slot = { shard, value };
     shard.map.set(key, slot);
     this.#home.set(key, slot);
-    return shard;
   }
 
   /** Forgets `key`. */
