@@ -48,8 +48,10 @@ export const decodeNdjsonStage: ProcessorDefinition<FileChunk, unknown, DecodeNd
           const out: StreamRecord<unknown>[] = [];
           const { file } = record.value;
           const tsField = config.tsField;
-          const lineRecord = lineRecords(record, config.lineHeaders ?? true);
-          let deadRecord: typeof lineRecord | undefined;
+          const headers = config.lineHeaders ?? true;
+          const lineRecord = lineRecords(record, headers);
+          // Dead letters say where the line was, whatever the records carry.
+          const deadRecord = headers ? lineRecord : lineRecords(record);
           eachLine(record.value, (text, line) => {
             if (text.length === 0 || text.trim() === "") return;
             try {
@@ -58,7 +60,6 @@ export const decodeNdjsonStage: ProcessorDefinition<FileChunk, unknown, DecodeNd
               if (tsField) r.ts = eventTime(value, tsField);
               out.push(r);
             } catch (e) {
-              deadRecord ??= lineRecords(record);
               ctx.deadLetter(deadRecord(text, line), lineError("NDJSON", file, line, e));
             }
           });
@@ -70,9 +71,10 @@ export const decodeNdjsonStage: ProcessorDefinition<FileChunk, unknown, DecodeNd
 
 /**
  * Decodes file chunks (from `fileSource`) into one record per JSON line, with headers
- * `{ file, line }` (unless `lineHeaders: false`). Blank lines are skipped. A line that is not valid JSON (or lacks a valid
- * `tsField`) goes to the dead-letter sink as its raw text, with the file and line in its headers
- * and reason — it never stops the stream. Stateless: run it with `parallelism: N`.
+ * `{ file, line }` (unless `lineHeaders: false`). Blank lines are skipped. A line that is not
+ * valid JSON (or lacks a valid `tsField`) goes to the dead-letter sink as its raw text, with the
+ * file and line in its headers and reason — it never stops the stream. Stateless: run it with
+ * `parallelism: N`.
  *
  * @param options `tsField` (default: none, event time is the read time) and `lineHeaders`
  *   (default `true`).
