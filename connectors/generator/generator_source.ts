@@ -91,6 +91,9 @@ function mulberry32(seed: number, k: number): number {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 }
 
+/** Most users whose names the generator keeps, made once each. */
+const USER_NAMES = 65_536;
+
 /** Makes event `id`: a pure function of the config and `id`, so any instance can make any id. */
 function eventMaker(config: GeneratorConfig): (id: number) => StreamRecord<EcommerceEvent> {
   const { seed, users, startTs, tsStepMs, mix } = config;
@@ -101,6 +104,12 @@ function eventMaker(config: GeneratorConfig): (id: number) => StreamRecord<Ecomm
   const total = mix.view + mix.cart + mix.purchase;
   const viewBelow = mix.view / total;
   const cartBelow = (mix.view + mix.cart) / total;
+  // User names are made once each, on first use: the same strings, without formatting a number
+  // per event. Past USER_NAMES users they are formatted each time (no table that large).
+  const userNames: (string | undefined)[] = users <= USER_NAMES ? new Array(users) : [];
+  const userName = users <= USER_NAMES
+    ? (u: number) => userNames[u] ??= `user-${u}`
+    : (u: number) => `user-${u}`;
   return (id) => {
     const draws = mix32(seed, id);
     const s = Math.floor(mulberry32(draws, 1) * skus.length);
@@ -110,7 +119,7 @@ function eventMaker(config: GeneratorConfig): (id: number) => StreamRecord<Ecomm
     const ts = startTs + id * tsStepMs;
     const value: EcommerceEvent = {
       id,
-      userId: `user-${Math.floor(mulberry32(draws, 3) * users)}`,
+      userId: userName(Math.floor(mulberry32(draws, 3) * users)),
       sku,
       type,
       price: prices[s]!,

@@ -175,6 +175,20 @@ Deno.test("generator() respects count and makes well-formed events keyed by sku"
   assert.ok(purchases > 1234 * 0.28 && purchases < 1234 * 0.39, `${purchases} purchases`);
 });
 
+Deno.test("generator() names users alike with and without its name table", async () => {
+  // Up to 65 536 users are named from a table, more are formatted per event.
+  for (const users of [65_536, 65_537]) {
+    const first = await open({ count: 5000, seed: 7, users });
+    const names = (await first.pull(5000))!.map((r) => r.value.userId);
+    const ids = names.map((n) => Number(/^user-(\d+)$/.exec(n)?.[1] ?? NaN));
+    assert.ok(ids.every((id) => Number.isInteger(id) && id >= 0 && id < users), `${users}`);
+    assert.ok(new Set(ids).size > 4500, "users spread over the range");
+    assert.ok(ids.some((id) => id > 60_000), "high ids are drawn");
+    const again = await open({ count: 5000, seed: 7, users });
+    assert.deepEqual((await again.pull(5000))!.map((r) => r.value.userId), names);
+  }
+});
+
 Deno.test("generator() makes at most max events per pull and none unless pulled", async () => {
   const { pull } = await open({ count: 25, seed: 3 });
   assert.equal((await pull(10))?.length, 10);
