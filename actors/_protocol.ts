@@ -1,4 +1,5 @@
 // Messages between the supervisor (main thread) and task hosts, and between tasks over channels.
+import type { Column } from "./_wire.ts";
 import type { StreamRecord } from "./record.ts";
 import type { ErrorInfo } from "./errors.ts";
 import type { StagePermissions } from "./stage.ts";
@@ -187,7 +188,8 @@ export type FromTask =
 
 /** Data plane, sender → receiver. */
 export type ToReceiver =
-  | { t: "b"; seq: number; records: StreamRecord<unknown>[]; wm?: number }
+  /** A batch; its records are packed (see `_wire.ts`). */
+  | { t: "b"; seq: number; records: Column; wm?: number }
   | { t: "w"; wm: number }
   | { t: "eos" };
 

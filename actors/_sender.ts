@@ -8,6 +8,7 @@ import type { StreamRecord } from "./record.ts";
 import type { ToReceiver, ToSender } from "./_protocol.ts";
 import type { Token } from "./_token.ts";
 import { after } from "./_timer.ts";
+import { Packer } from "./_wire.ts";
 
 /** Batches a sender keeps for a replay, as a multiple of the receiver's capacity. */
 export const RETAIN = 4;
@@ -26,6 +27,7 @@ export class Sender {
   readonly #capacity: number;
   readonly #batchSize: number;
   readonly #lingerMs: number;
+  readonly #packer = new Packer();
   #seq = 0;
   #open: StreamRecord<unknown>[] = [];
   #openTokens = new Set<Token>();
@@ -169,7 +171,12 @@ export class Sender {
     // A restarted receiver gets what it lost first, in order, as its mailbox has room.
     while (this.#replay.length > 0 && this.#free() > 0) {
       const batch = this.#replay.shift()!;
-      this.#post({ t: "b", seq: batch.seq, records: batch.records, wm: batch.wm });
+      this.#post({
+        t: "b",
+        seq: batch.seq,
+        records: this.#packer.pack(batch.records),
+        wm: batch.wm,
+      });
     }
     if (this.#replay.length === 0) { for (const m of this.#afterReplay.splice(0)) this.#post(m); }
     while (this.#replay.length === 0 && this.#queue.length > 0 && this.credits > 0) {
@@ -177,7 +184,12 @@ export class Sender {
       this.#unacked.set(batch.seq, batch);
       this.sent += batch.records.length;
       if (batch.wm !== undefined) this.#sentWatermark = Math.max(this.#sentWatermark, batch.wm);
-      this.#post({ t: "b", seq: batch.seq, records: batch.records, wm: batch.wm });
+      this.#post({
+        t: "b",
+        seq: batch.seq,
+        records: this.#packer.pack(batch.records),
+        wm: batch.wm,
+      });
     }
     if (this.#queue.length === 0 && this.#replay.length === 0) {
       const waiters = this.#waiters;

@@ -31,6 +31,7 @@ import {
 import { Token } from "./_token.ts";
 import { RETAIN } from "./_sender.ts";
 import { after, every } from "./_timer.ts";
+import { unpack } from "./_wire.ts";
 
 /** Control endpoint of a task: a worker's global scope or one end of a MessageChannel. */
 export interface ControlPort {
@@ -492,7 +493,8 @@ export class Task {
       if (m.t === "b") {
         if (this.#stall) this.#stall.arrived = true;
         this.#mailbox++;
-        this.#enqueue({ k: "batch", input, seq: m.seq, records: m.records });
+        const records = unpack(m.records) as StreamRecord<unknown>[];
+        this.#enqueue({ k: "batch", input, seq: m.seq, records });
         if (m.wm !== undefined) this.#enqueue({ k: "wm", input, wm: m.wm });
       } else if (m.t === "w") this.#enqueue({ k: "wm", input, wm: m.wm });
       else this.#enqueue({ k: "eos", input });

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { RETAIN, Sender } from "../../actors/_sender.ts";
 import { Context, SinkOp, type TaskServices } from "../../actors/_ops.ts";
 import { Token } from "../../actors/_token.ts";
+import { unpack } from "../../actors/_wire.ts";
 import type { DeadLetter, StageSpec, ToReceiver } from "../../actors/_protocol.ts";
 import type { StreamRecord } from "../../mod.ts";
 
@@ -30,7 +31,12 @@ function channel(batchSize: number) {
 /** Batches as [record ts…, watermark riding on it]. */
 function batches(got: ToReceiver[]): [number[], number | undefined][] {
   return got.flatMap((m) =>
-    m.t === "b" ? [[m.records.map((r) => r.ts), m.wm] as [number[], number | undefined]] : []
+    m.t === "b"
+      ? [[
+        (unpack(m.records) as StreamRecord<number>[]).map((r) => r.ts),
+        m.wm,
+      ] as [number[], number | undefined]]
+      : []
   );
 }
 
