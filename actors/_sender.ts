@@ -50,11 +50,6 @@ export class Sender {
   /** The highest watermark posted so far (alone or riding on a batch): what a replay may repeat. */
   #sentWatermark = -Infinity;
   #wmPending = false;
-  /**
-   * Cancels the timer that sends the last watermark alone, while one runs: with no data to ride
-   * on, watermarks go at most one per linger period, the latest one.
-   */
-  #aloneTimer: (() => void) | undefined;
   #ended = false;
   #closed = false;
   /** Count of records sent (not counting replays). */
@@ -130,13 +125,6 @@ export class Sender {
   push(record: StreamRecord<unknown>, token: Token): void {
     // A killed task's hooks may still finish: what they emit goes nowhere (its input is replayed).
     if (this.#closed) return;
-    // A watermark waiting to go alone goes before a record behind it in time, or else rides at
-    // the end of this record's batch.
-    if (this.#aloneTimer !== undefined) {
-      this.#cancelAlone();
-      if (record.ts < this.#lastWatermark) this.#sendWatermark();
-      else this.#wmPending = true;
-    }
     // A watermark pending on the open batch rides at its end. A record behind it in time (late)
     // must stay behind it, so it starts the next batch; one at or past it may go before it, as
     // it changes nothing the watermark decides: batches stay full where watermarks come often
@@ -231,37 +219,18 @@ export class Sender {
     // end of that data's batch (sealed by the linger timer or by the next record pushed).
     if (this.#open.length > 0) this.#wmPending = true;
     else if (this.#queue.length > 0) this.#queue[this.#queue.length - 1]!.wm = wm;
-    else if (this.#lingerMs === 0) this.#sendWatermark();
-    else if (this.#aloneTimer === undefined) {
-      // Alone: one message per linger period at most, where a stage passes few records on (a
-      // filter, an aggregate) and the source's watermark moves with every batch.
-      this.#aloneTimer = after(this.#lingerMs, () => {
-        this.#aloneTimer = undefined;
-        this.#sendWatermark();
-      });
+    else if (this.#replay.length > 0) {
+      this.#sentWatermark = wm;
+      this.#afterReplay.push({ t: "w", wm });
+    } else {
+      this.#sentWatermark = wm;
+      this.#post({ t: "w", wm });
     }
-  }
-
-  /** Sends the last watermark on its own, behind what was sent, or behind a replay under way. */
-  #sendWatermark(): void {
-    const wm = this.#lastWatermark;
-    this.#sentWatermark = wm;
-    if (this.#replay.length > 0) this.#afterReplay.push({ t: "w", wm });
-    else this.#post({ t: "w", wm });
-  }
-
-  #cancelAlone(): void {
-    this.#aloneTimer?.();
-    this.#aloneTimer = undefined;
   }
 
   /** Ends the stream after everything queued. */
   end(): void {
     this.#ended = true;
-    if (this.#aloneTimer !== undefined) {
-      this.#cancelAlone();
-      this.#sendWatermark();
-    }
     this.seal();
     void this.ready().then(() => this.#post({ t: "eos" }));
   }
@@ -309,7 +278,6 @@ export class Sender {
   close(): void {
     this.#closed = true;
     this.#lingerTimer?.();
-    this.#cancelAlone();
     this.#port.onmessage = null;
     this.#port.close();
   }
