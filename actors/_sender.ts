@@ -8,14 +8,18 @@ import type { StreamRecord } from "./record.ts";
 import type { ToReceiver, ToSender } from "./_protocol.ts";
 import type { Token } from "./_token.ts";
 import { after } from "./_timer.ts";
-import { Packer } from "./_wire.ts";
+import { type Column, Packer, unpack } from "./_wire.ts";
 
 /** Batches a sender keeps for a replay, as a multiple of the receiver's capacity. */
 export const RETAIN = 4;
 
 interface Pending {
   seq: number;
-  records: StreamRecord<unknown>[];
+  /** The records, until the batch is first sent; from then on `packed` holds them. */
+  records: StreamRecord<unknown>[] | undefined;
+  /** The batch as sent, kept for a replay: far fewer objects to hold than the records. */
+  packed: Column | undefined;
+  size: number;
   tokens: Token[];
   /** A watermark that follows this batch's records. */
   wm?: number;
@@ -116,8 +120,8 @@ export class Sender {
   /** Records held: open, queued and unacked. */
   get held(): number {
     let n = this.#open.length;
-    for (const b of this.#queue) n += b.records.length;
-    for (const b of this.#unacked.values()) n += b.records.length;
+    for (const b of this.#queue) n += b.size;
+    for (const b of this.#unacked.values()) n += b.size;
     return n;
   }
 
@@ -157,6 +161,8 @@ export class Sender {
       this.#queue.push({
         seq: ++this.#seq,
         records: this.#open,
+        packed: undefined,
+        size: this.#open.length,
         tokens: [...this.#openTokens],
         wm,
       });
@@ -170,32 +176,29 @@ export class Sender {
   #pump(): void {
     // A restarted receiver gets what it lost first, in order, as its mailbox has room.
     while (this.#replay.length > 0 && this.#free() > 0) {
-      const batch = this.#replay.shift()!;
-      this.#post({
-        t: "b",
-        seq: batch.seq,
-        records: this.#packer.pack(batch.records),
-        wm: batch.wm,
-      });
+      this.#send(this.#replay.shift()!);
     }
     if (this.#replay.length === 0) { for (const m of this.#afterReplay.splice(0)) this.#post(m); }
     while (this.#replay.length === 0 && this.#queue.length > 0 && this.credits > 0) {
       const batch = this.#queue.shift()!;
       this.#unacked.set(batch.seq, batch);
-      this.sent += batch.records.length;
+      this.sent += batch.size;
       if (batch.wm !== undefined) this.#sentWatermark = Math.max(this.#sentWatermark, batch.wm);
-      this.#post({
-        t: "b",
-        seq: batch.seq,
-        records: this.#packer.pack(batch.records),
-        wm: batch.wm,
-      });
+      this.#send(batch);
     }
     if (this.#queue.length === 0 && this.#replay.length === 0) {
       const waiters = this.#waiters;
       this.#waiters = [];
       for (const w of waiters) w();
     }
+  }
+
+  #send(batch: Pending): void {
+    if (batch.packed === undefined) {
+      batch.packed = this.#packer.pack(batch.records!);
+      batch.records = undefined;
+    }
+    this.#post({ t: "b", seq: batch.seq, records: batch.packed, wm: batch.wm });
   }
 
   #post(message: ToReceiver): void {
@@ -271,7 +274,10 @@ export class Sender {
     this.#replay = [];
     this.#afterReplay = [];
     this.#queue.length = 0;
-    return all;
+    return all.map((b) => ({
+      records: b.records ?? unpack(b.packed!) as StreamRecord<unknown>[],
+      tokens: b.tokens,
+    }));
   }
 
   /** Stops listening and closes the port. */
