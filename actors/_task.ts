@@ -139,6 +139,11 @@ export class Task {
   readonly #inputs: Input[] = [];
   readonly #outputs: OutEdge[] = [];
   readonly #ops: (ProcessorOp | SinkOp)[] = [];
+  /**
+   * Whether this task only passes records on (it has outputs and no sink): what a processed batch
+   * derived then waits in downstream mailboxes, and its credit can go back before the ack.
+   */
+  #passesOn = false;
   #head!: Downstream;
   #source: SourceInstance<unknown> | undefined;
   #sourceCtx: Context | undefined;
@@ -426,6 +431,7 @@ export class Task {
       return void this.#release();
     }
     this.#head = next;
+    this.#passesOn = this.#outputs.length > 0 && !ops.some((op) => op instanceof SinkOp);
     if (init.restore) await this.#restore(init.restore);
     for (const input of init.inputs) {
       // An upstream restarted while this task was opening: its new channel is connected already
@@ -608,6 +614,10 @@ export class Task {
           await this.#head.run(work.records, token);
           this.#mailbox--;
           token.release();
+          // Processed, its records gone on downstream (where credits bound them): the batch's
+          // credit comes back now, and the sender keeps it for a replay until the ack. Else
+          // upstream would wait on every stage below, up to a stateful one's checkpoint.
+          if (!token.done && this.#passesOn) input.port.postMessage({ t: "f", seq });
           return;
         }
         // Stateful: the batch is acked once its outputs are acked and a checkpoint holds it.

@@ -16,6 +16,11 @@ export class Token {
     this.#pending++;
   }
 
+  /** Whether every piece of derived work has finished. */
+  get done(): boolean {
+    return this.#pending === 0;
+  }
+
   /** One piece of derived work finished. */
   release(): void {
     if (--this.#pending === 0) {
