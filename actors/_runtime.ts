@@ -524,19 +524,45 @@ export class Runtime {
     }, delay);
   }
 
-  /** Which instances restart, by the group's strategy, upstream first. */
+  /**
+   * Which instances restart, upstream first: by the group's strategy, and besides every stateful
+   * instance below it. The failed instance's unacked input is replayed, and what it derives would
+   * be counted twice by a stateful stage that took it in since its last checkpoint, so such a
+   * stage goes back to that checkpoint too (as Flink restarts a failed task's region).
+   */
   #victims(inst: Instance): Instance[] {
     const g = inst.group;
+    const groups = this.#plan.groups;
+    const live = (x: Group) => this.#live(x).filter((i) => !i.done);
+    let own: Instance[];
     switch (g.options.strategy) {
       case "one_for_one":
-        return [inst];
+        own = [inst];
+        break;
       case "one_for_all":
-        return this.#instances.get(g)!.filter(Boolean);
-      case "rest_for_one": {
-        const after = this.#plan.groups.slice(this.#plan.groups.indexOf(g) + 1);
-        return [inst, ...after.flatMap((x) => this.#live(x).filter((i) => !i.done))];
-      }
+        own = this.#instances.get(g)!.filter(Boolean);
+        break;
+      case "rest_for_one":
+        return [inst, ...groups.slice(groups.indexOf(g) + 1).flatMap(live)];
     }
+    const below = this.#below(g).filter((x) => x.options.stateful);
+    below.sort((a, b) => groups.indexOf(a) - groups.indexOf(b));
+    return [...own, ...below.flatMap(live).filter((v) => !own.includes(v))];
+  }
+
+  /** Every group that `g`'s output reaches, through any edge. */
+  #below(g: Group): Group[] {
+    const seen = new Set<Group>();
+    const visit = (x: Group) => {
+      for (const e of this.#plan.edges) {
+        if (e.from !== x || seen.has(e.to)) continue;
+        seen.add(e.to);
+        visit(e.to);
+      }
+    };
+    visit(g);
+    seen.delete(g);
+    return [...seen];
   }
 
   #remember(inst: Instance): void {

@@ -21,7 +21,10 @@ export interface StageOptions {
   batchSize?: number;
   /** How long a partial batch may wait for more records, in ms. Default 5. */
   lingerMs?: number;
-  /** How failures of this stage's instances are handled. Default `"one_for_one"`. */
+  /**
+   * How failures of this stage's instances are handled. Default `"one_for_one"`. Whatever the
+   * strategy, the stateful instances below a failed one restart from their last checkpoint too.
+   */
   strategy?: Strategy;
   /** Restarts allowed within `withinMs` before the failure escalates. Default 5. */
   maxRestarts?: number;
