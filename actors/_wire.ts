@@ -6,8 +6,13 @@
 // bytes), strings as indices into the batch's distinct strings, plain objects that share one key
 // sequence as columns of their fields. What does not fit (a Date, an array, a class instance, a
 // key some objects lack) stays a plain array and is cloned as before, so the receiver gets what
-// structured clone would have given it — except that an object met twice in a packed column
-// arrives as two copies, where structured clone keeps one.
+// structured clone would have given it. An object packed as columns twice in a batch (shared, or a
+// cycle) leaves the whole batch unpacked; objects with a key that Object.prototype also has stay as
+// they are. What differs from structured clone: an object is packed when its prototype is
+// Object.prototype, by its own enumerable keys, so a Proxy crosses as a plain object (structured
+// clone refuses it) and a built-in re-parented to Object.prototype (a Map, say) loses its contents;
+// an object packed as columns that also occurs inside a value left as it is arrives as two copies;
+// and a getter may be read twice when packing gives up below the object that has it.
 
 /** A packed column of values, as it goes into `postMessage`. */
 export type Column =
@@ -37,9 +42,12 @@ export class Packer {
   /** Column path → batches left before its strings get a dictionary again. */
   readonly #plain = new Map<string, number>();
 
+  /** Objects packed so far in the batch under way: one met twice stops the packing. */
+  #seen = new Set<object>();
+
   /**
-   * Packs `records` (one batch). Anything unexpected (a getter that throws, say) leaves the batch
-   * as it is: `postMessage` then does what it did without packing.
+   * Packs `records` (one batch). Anything unexpected (a getter that throws, an object met twice)
+   * leaves the batch as it is: `postMessage` then does what it did without packing.
    */
   pack(records: unknown[]): Column {
     if (records.length === 0 || inheritsEnumerable()) return records;
@@ -51,6 +59,8 @@ export class Packer {
       return this.#column(records, "", 0);
     } catch {
       return records;
+    } finally {
+      this.#seen.clear();
     }
   }
 
@@ -70,24 +80,34 @@ export class Packer {
   #objects(values: unknown[], path: string, depth: number): Column {
     const keys: string[] = [];
     for (const k in values[0] as object) {
-      // Assigned on the other side, this key would set the prototype instead of a property.
-      if (k === "__proto__") return values;
+      // Set on the other side, a key the prototype has would not make an own property: it would
+      // set the prototype (`__proto__`), or throw if the prototype holds it read-only.
+      if (k === "__proto__" || k in Object.prototype) return values;
       keys.push(k);
     }
     const n = values.length;
     const width = keys.length;
-    const fields: unknown[][] = [];
-    for (let j = 0; j < width; j++) fields.push(new Array(n));
+    // Shapes first, values after: a column left as it is has had no getter read. Structured clone
+    // sends an object met twice (shared, or a cycle) once, where columns would copy it.
+    const seen = this.#seen;
     for (let at = 0; at < n; at++) {
       const value = values[at];
       if (!isPlain(value)) return values;
       let j = 0;
       for (const k in value) {
         if (j === width || k !== keys[j]) return values;
-        fields[j]![at] = value[k];
         j++;
       }
       if (j !== width) return values;
+      if (seen.has(value)) throw new RangeError("Cannot pack: an object occurs twice");
+      seen.add(value);
+    }
+    const fields: unknown[][] = [];
+    for (let j = 0; j < width; j++) fields.push(new Array(n));
+    for (let at = 0; at < n; at++) {
+      const value = values[at] as Record<string, unknown>;
+      let j = 0;
+      for (const k in value) fields[j++]![at] = value[k];
     }
     const c: Column[] = [];
     for (let j = 0; j < width; j++) {
