@@ -8,7 +8,7 @@ import type { StreamRecord } from "./record.ts";
 import type { ToReceiver, ToSender } from "./_protocol.ts";
 import type { Token } from "./_token.ts";
 import { after } from "./_timer.ts";
-import { type Column, Packer, unpack } from "./_wire.ts";
+import { type Column, Packer } from "./_wire.ts";
 
 /** Batches a sender keeps for a replay, as a multiple of the receiver's capacity. */
 export const RETAIN = 4;
@@ -263,21 +263,6 @@ export class Sender {
     }
     if (this.#ended && this.#queue.length === 0) this.#afterReplay.push({ t: "eos" });
     this.#pump();
-  }
-
-  /** Takes back everything not yet acked (for re-routing), releasing nothing. */
-  takeAll(): { records: StreamRecord<unknown>[]; tokens: Token[] }[] {
-    this.seal();
-    const all = [...this.#unacked.values(), ...this.#queue].sort((a, b) => a.seq - b.seq);
-    this.#unacked.clear();
-    this.#processed.clear();
-    this.#replay = [];
-    this.#afterReplay = [];
-    this.#queue.length = 0;
-    return all.map((b) => ({
-      records: b.records ?? unpack(b.packed!) as StreamRecord<unknown>[],
-      tokens: b.tokens,
-    }));
   }
 
   /** Stops listening and closes the port. */

@@ -61,33 +61,6 @@ Deno.test("Sender.reconnect() replays a kept (packed) batch as the records first
   for (const p of ports) p.close();
 });
 
-Deno.test("Sender.takeAll() gives back sent, processed and queued batches in seq order, records intact", async () => {
-  const { port1, port2 } = new MessageChannel();
-  receiver(port2);
-  const sender = new Sender(port1, 1, 2, 1000);
-  const records = Array.from({ length: 7 }, (_, i) => rec(i));
-  const expected = structuredClone(records);
-  const tokens = [new Token(() => {}), new Token(() => {})];
-  records.forEach((r, i) => sender.push(r, tokens[i % 2]!));
-  await settle();
-  port2.postMessage({ t: "f", seq: 1 }); // 1 processed and kept, 2 sent, 3 queued, 7th open
-  await settle();
-  assert.equal(sender.inFlight, 2);
-  assert.equal(sender.held, 7);
-  const all = sender.takeAll();
-  assert.deepEqual(all.map((b) => b.records), [
-    expected.slice(0, 2),
-    expected.slice(2, 4),
-    expected.slice(4, 6),
-    expected.slice(6),
-  ]);
-  assert.ok(all.every((b) => b.tokens.length === 2 || b.tokens.length === 1));
-  assert.equal(sender.inFlight, 0);
-  assert.equal(sender.held, 0);
-  sender.close();
-  port2.close();
-});
-
 Deno.test("Sender keeps at most RETAIN × capacity batches unacked while every batch is freed with 'f' at once", async () => {
   const { port1, port2 } = new MessageChannel();
   const capacity = 2, batchSize = 4, count = 200;
