@@ -177,6 +177,24 @@ function expand(col: Exclude<Column, unknown[] | Float64Array>): unknown[] {
   const width = keys.length;
   const fields = col.c.map((c) => Array.isArray(c) || c instanceof Float64Array ? c : expand(c));
   const out: unknown[] = [];
+  // Here Object.prototype may have gained a key since the sender checked (a setter, say): such a
+  // key is defined, as structured clone does, not assigned.
+  if (keys.some((k) => k in Object.prototype)) {
+    for (let at = 0; at < n; at++) {
+      const o: Record<string, unknown> = {};
+      for (let j = 0; j < width; j++) {
+        const spec = {
+          value: fields[j]![at],
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        };
+        Object.defineProperty(o, keys[j]!, spec);
+      }
+      out.push(o);
+    }
+    return out;
+  }
   for (let at = 0; at < n; at++) {
     const o: Record<string, unknown> = {};
     for (let j = 0; j < width; j++) o[keys[j]!] = fields[j]![at];

@@ -239,3 +239,26 @@ Deno.test("Packer.pack() stops dictionary-coding a column of distinct strings, t
   assert.ok("d" in (valuesOf(packer.pack(repeated)) as object));
   assertSame(cross(repeated, packer), repeated);
 });
+
+Deno.test("unpack() defines a key that Object.prototype gained on the receiving side", () => {
+  const records = [{ value: { sku: "a", n: 1 }, ts: 1 }, { value: { sku: "b", n: 2 }, ts: 2 }];
+  const packed = structuredClone(new Packer().pack(records));
+  // A stage module on the receiving side adds a setter: assigning would call it, not keep the key.
+  let called = 0;
+  Object.defineProperty(Object.prototype, "sku", {
+    set(_v: unknown) {
+      called++;
+    },
+    configurable: true,
+  });
+  try {
+    const got = unpack(packed) as typeof records;
+    assert.equal(called, 0);
+    assert.deepEqual(got.map((r) => Object.getOwnPropertyDescriptor(r.value, "sku")?.value), [
+      "a",
+      "b",
+    ]);
+  } finally {
+    delete (Object.prototype as Record<string, unknown>).sku;
+  }
+});
