@@ -140,8 +140,17 @@ export class KeyedState<V> {
       const shard = this.#shardOf(p);
       for (const [k, v] of entries) {
         const slot = this.#home.get(k);
-        if (slot?.shard === shard) slot.value = v;
-        else this.#add(shard, k, v);
+        if (slot?.shard === shard) {
+          slot.value = v;
+          continue;
+        }
+        // Held in another partition (a snapshot taken under another partition count): the key
+        // moves, and the partition it leaves is checkpointed without it.
+        if (slot) {
+          slot.shard.map.delete(k);
+          slot.shard.dirty = true;
+        }
+        this.#add(shard, k, v);
       }
     }
   }
