@@ -6,39 +6,7 @@
 import assert from "node:assert/strict";
 import { serialize } from "node:v8";
 import { type Column, Packer, unpack } from "../../actors/_wire.ts";
-
-/** Sends `batch` the way a channel does: packed, structured-cloned, unpacked. */
-function cross(batch: unknown[], packer = new Packer()): unknown[] {
-  return unpack(structuredClone(packer.pack(batch)));
-}
-
-/** Deep equality with prototypes, key order, -0 and NaN (enough for the values used here). */
-function assertSame(actual: unknown, expected: unknown, path = "$"): void {
-  if (typeof expected !== "object" || expected === null) {
-    assert.ok(Object.is(actual, expected), `${path}: ${String(actual)} is not ${String(expected)}`);
-    return;
-  }
-  assert.equal(typeof actual, "object", path);
-  assert.notEqual(actual, null, path);
-  assert.equal(Object.getPrototypeOf(actual), Object.getPrototypeOf(expected), `${path}: proto`);
-  if (expected instanceof Date) {
-    assert.ok(Object.is((actual as Date).getTime(), expected.getTime()), path);
-    return;
-  }
-  if (expected instanceof Map || expected instanceof Set) {
-    assertSame([...(actual as Map<unknown, unknown>)], [...expected], `${path}[...]`);
-    return;
-  }
-  const keys = Reflect.ownKeys(expected);
-  assert.deepEqual(Reflect.ownKeys(actual as object), keys, `${path}: keys`);
-  for (const k of keys) {
-    assertSame(
-      (actual as Record<PropertyKey, unknown>)[k],
-      (expected as Record<PropertyKey, unknown>)[k],
-      `${path}.${String(k)}`,
-    );
-  }
-}
+import { assertSame, cross } from "./_wire_check.ts";
 
 // --- Guarantees that hold -------------------------------------------------------------------
 
