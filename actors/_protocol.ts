@@ -195,6 +195,7 @@ export type ToReceiver =
 
 /**
  * Data plane, receiver → sender: `a`, batch `seq` is done (the sender forgets it); `f`, it is
- * processed but held for a checkpoint (its credit comes back, the sender keeps it for a replay).
+ * processed but not done yet (held for a checkpoint, or what it derived not yet acked below): its
+ * credit comes back, and the sender keeps it for a replay.
  */
 export type ToSender = { t: "a" | "f"; seq: number };

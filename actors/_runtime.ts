@@ -547,10 +547,13 @@ export class Runtime {
     }
     const below = this.#below(g).filter((x) => x.options.stateful);
     below.sort((a, b) => groups.indexOf(a) - groups.indexOf(b));
-    return [...own, ...below.flatMap(live).filter((v) => !own.includes(v))];
+    return [...own, ...below.flatMap(live)];
   }
 
-  /** Every group that `g`'s output reaches, through any edge. */
+  /**
+   * Every group that `g`'s output reaches, through any edge. Never `g` itself: the builder only
+   * feeds a stage into later ones.
+   */
   #below(g: Group): Group[] {
     const seen = new Set<Group>();
     const visit = (x: Group) => {
@@ -561,7 +564,6 @@ export class Runtime {
       }
     };
     visit(g);
-    seen.delete(g);
     return [...seen];
   }
 

@@ -2,8 +2,9 @@
 // replays them, in order, over a new port when the receiver is restarted.
 //
 // A credit is a free slot in the receiver's mailbox: it comes back when the receiver has processed
-// the batch. Most receivers ack then too; a stateful one acks only once a checkpoint holds the
-// batch, and meanwhile the sender keeps it for a replay: at most RETAIN × capacity batches.
+// the batch (`f`, or `a` if it is done then too). The ack comes once everything derived from the
+// batch is acked below, or, into a stateful stage, once a checkpoint holds it; meanwhile the sender
+// keeps the batch, packed, for a replay: at most RETAIN × capacity batches.
 import type { StreamRecord } from "./record.ts";
 import type { ToReceiver, ToSender } from "./_protocol.ts";
 import type { Token } from "./_token.ts";

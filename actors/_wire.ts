@@ -43,7 +43,7 @@ export class Packer {
   readonly #plain = new Map<string, number>();
 
   /** Objects packed so far in the batch under way: one met twice stops the packing. */
-  #seen = new Set<object>();
+  readonly #seen = new Set<object>();
 
   /**
    * Packs `records` (one batch). Anything unexpected (a getter that throws, an object met twice)
