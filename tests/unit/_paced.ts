@@ -1,6 +1,6 @@
 // The paced test source of fixtures/runtime_stages.ts (events `{ id, n: id % 7 }` keyed `k<id %
 // keys>`) and the per-key sums a keyed sum over it must end with.
-import { stage } from "../../mod.ts";
+import { memoryStateBackend, pipeline, stage } from "../../mod.ts";
 
 /** What the paced source makes. */
 export type Ev = { id: number; n: number };
@@ -22,5 +22,21 @@ export function pacedSource(count: number, perPull: number, delayMs = 0) {
   return stage<never, Ev>(runtimeFixtures, { count, keys: 20, perPull, delayMs }, {
     kind: "source",
     export: "pacedSource",
+  });
+}
+
+/**
+ * A workers pipeline with its state in memory whose checkpoints come only when a stateful stage
+ * asks for one (the timer would wait a minute): for the tests of credit, retention and stalls.
+ */
+export function askedCheckpoints(
+  defaults: { batchSize: number; capacity: number },
+): ReturnType<typeof pipeline> {
+  return pipeline({
+    mode: "workers",
+    signals: false,
+    state: memoryStateBackend(),
+    checkpointMs: 60_000,
+    defaults,
   });
 }

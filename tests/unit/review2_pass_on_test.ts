@@ -9,20 +9,21 @@
 // every stateful instance below the failed one back to its last checkpoint, as rest_for_one did.
 // Each test runs the pipeline 3 times.
 import assert from "node:assert/strict";
-import { type Ev, expectedSums, pacedSource, runtimeFixtures, type Sum } from "./_paced.ts";
-import { collect, memoryStateBackend, pipeline, stage } from "../../mod.ts";
+import {
+  askedCheckpoints,
+  type Ev,
+  expectedSums,
+  pacedSource,
+  runtimeFixtures,
+  type Sum,
+} from "./_paced.ts";
+import { collect, stage } from "../../mod.ts";
 
 async function run(strategy: "one_for_one" | "rest_for_one") {
   const marker = (await Deno.makeTempDir()) + "/marker";
   const out = collect<Sum>();
   const count = 6000;
-  const summary = await pipeline({
-    mode: "workers",
-    signals: false,
-    state: memoryStateBackend(),
-    checkpointMs: 60_000,
-    defaults: { batchSize: 16, capacity: 2 },
-  })
+  const summary = await askedCheckpoints({ batchSize: 16, capacity: 2 })
     .from(pacedSource(count, 50), { fuse: false })
     .via(
       stage<Ev, Ev>(runtimeFixtures, { at: 3500, marker, how: "throw" }, { export: "faulty" }),

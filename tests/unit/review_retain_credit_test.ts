@@ -1,8 +1,15 @@
 // Review of cd4c49a (a stateful receiver frees a batch's credit once processed, "f"; the sender
 // keeps at most RETAIN × capacity unacked batches for a replay).
 import assert from "node:assert/strict";
-import { type Ev, expectedSums, pacedSource, runtimeFixtures, type Sum } from "./_paced.ts";
-import { collect, map, memoryStateBackend, pipeline, stage } from "../../mod.ts";
+import {
+  askedCheckpoints,
+  type Ev,
+  expectedSums,
+  pacedSource,
+  runtimeFixtures,
+  type Sum,
+} from "./_paced.ts";
+import { collect, map, pipeline, stage } from "../../mod.ts";
 import { RETAIN, Sender } from "../../actors/_sender.ts";
 import { Token } from "../../actors/_token.ts";
 import type { ToReceiver } from "../../actors/_protocol.ts";
@@ -65,13 +72,7 @@ Deno.test("A stateful stage with capacity 1 behind a stateless hop that crashes 
   const marker = (await Deno.makeTempDir()) + "/marker";
   const out = collect<Sum>();
   const started = Date.now();
-  const summary = await pipeline({
-    mode: "workers",
-    signals: false,
-    state: memoryStateBackend(),
-    checkpointMs: 60_000,
-    defaults: { batchSize: 16, capacity: 1 },
-  })
+  const summary = await askedCheckpoints({ batchSize: 16, capacity: 1 })
     .from(source(6000), { fuse: false })
     .via(map((e: Ev) => e), { fuse: false })
     .keyBy()
@@ -125,13 +126,7 @@ Deno.test("An aligned stateful stage with capacity 1 that crashes once keeps exa
   const marker = (await Deno.makeTempDir()) + "/marker";
   const out = collect<Sum>();
   const started = Date.now();
-  const summary = await pipeline({
-    mode: "workers",
-    signals: false,
-    state: memoryStateBackend(),
-    checkpointMs: 60_000,
-    defaults: { batchSize: 20, capacity: 1 },
-  })
+  const summary = await askedCheckpoints({ batchSize: 20, capacity: 1 })
     .from(
       stage<never, Ev>(align, {
         counts,
