@@ -176,6 +176,27 @@ abstract class Op implements Downstream {
     if (signal.aborted) throw new HookFailure(this.spec.stage, error);
   }
 
+  /**
+   * Runs a hook other than `process` and `write`. A `RetriableError` (a server briefly away) is
+   * retried with backoff for as long as it lasts, or until the stage is stopped, and what the failed
+   * attempt emitted is dropped; any other throw fails the instance.
+   */
+  protected async retrying<T>(call: () => T | Promise<T>): Promise<T> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        if (error instanceof HookFailure) throw error;
+        if (!isRetriable(error)) throw new HookFailure(this.spec.stage, error);
+        this.ctx.out.length = 0;
+        this.ctx.side = [];
+        this.ctx.dead = [];
+        this.counters.failed++;
+        await this.pause(attempt, error);
+      }
+    }
+  }
+
   /** Moves side outputs and dead letters requested by a hook to the task, tied to `token`. */
   protected settle(token: Token, failed: [StreamRecord<unknown>, ErrorInfo, number][] = []): void {
     const dead: DeadLetter[] = failed.map(([record, error, attempts]) =>
@@ -276,19 +297,8 @@ export class ProcessorOp extends Op {
     const started = performance.now();
     this.counters.in += records.length;
     const before = this.#hooks.beforeBatch;
-    // A transient fault (a lookup store down) is retried for as long as it lasts, holding the
-    // batch (and so backpressure); any other throw fails the instance.
-    for (let attempt = 1; before; attempt++) {
-      try {
-        await before.call(this.#hooks, records, this.ctx);
-        break;
-      } catch (error) {
-        if (!isRetriable(error)) throw new HookFailure(this.spec.stage, error);
-        this.ctx.out.length = 0;
-        this.counters.failed++;
-        await this.pause(attempt, error);
-      }
-    }
+    // A transient fault (a lookup store down) holds the batch, and so backpressure, while it lasts.
+    if (before) await this.retrying(() => before.call(this.#hooks, records, this.ctx));
     const out: StreamRecord<unknown>[] = [];
     const failed: [StreamRecord<unknown>, ErrorInfo, number][] = [];
     const ctx = this.ctx;
@@ -343,7 +353,7 @@ export class ProcessorOp extends Op {
 
   async #fromHook(call: () => unknown): Promise<void> {
     const token = this.services.hookToken();
-    const out = this.#collect(await guard(this.spec.stage, call));
+    const out = this.#collect(await this.retrying(call));
     this.settle(token);
     this.counters.out += out.length;
     if (out.length > 0) await this.#next.run(out, token);
@@ -478,7 +488,7 @@ export class SinkOp extends Op {
 
   async flush(): Promise<void> {
     await this.drain();
-    await guard(this.spec.stage, () => this.#hooks.flush?.(this.ctx as StageContext<never>));
+    await this.retrying(() => this.#hooks.flush?.(this.ctx as StageContext<never>));
   }
 
   async close(): Promise<void> {

@@ -101,9 +101,11 @@ export class PipelineError extends SluiceError {
 }
 
 /**
- * Thrown by a sink's `write`, a processor's `beforeBatch` or `process`, or a source's `pull`, for a
- * transient fault, such as a server that is down: the runtime retries with backoff for as long as
- * it takes (or until the stage is stopped), and backpressure holds the pipeline meanwhile.
+ * Thrown by a stage hook for a transient fault, such as a server that is down: the runtime retries
+ * with backoff for as long as it takes (or until the stage is stopped), and backpressure holds the
+ * pipeline meanwhile. It is honoured from a source's `pull`, a processor's `beforeBatch`,
+ * `process`, `onWatermark`, `onTick` and `flush`, and a sink's `write` and `flush`. What the failed
+ * attempt emitted is dropped: throw it before the hook changes state.
  *
  * @example
  * ```ts

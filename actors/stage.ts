@@ -129,11 +129,18 @@ export interface ProcessorInstance<I, O> {
     | StreamRecord<O>[]
     | void
     | Promise<StreamRecord<O> | StreamRecord<O>[] | void>;
-  /** Event time moved forward on all inputs: fire what is complete. */
+  /**
+   * Event time moved forward on all inputs: fire what is complete. A
+   * {@linkcode RetriableError} is retried with backoff and what the attempt emitted is dropped,
+   * so throw it before changing state; any other throw restarts the instance.
+   */
   onWatermark?(watermark: number, ctx: StageContext<O>): void | Promise<void>;
-  /** Processing-time tick, every `tickMs` of the stage options (for processing-time windows, rate limits). */
+  /**
+   * Processing-time tick, every `tickMs` of the stage options (for processing-time windows, rate
+   * limits). Throws are handled as in `onWatermark`.
+   */
   onTick?(now: number, ctx: StageContext<O>): void | Promise<void>;
-  /** End of all inputs: emit what is still held. */
+  /** End of all inputs: emit what is still held. Throws are handled as in `onWatermark`. */
   flush?(ctx: StageContext<O>): void | Promise<void>;
   /** Extra state beyond `ctx.keyed()`, to carry across restarts. */
   snapshot?(ctx: StageContext<O>): unknown;
@@ -156,7 +163,10 @@ export interface SinkInstance<T> {
    * times, then records are written one by one and those that still fail are dead-lettered.
    */
   write(records: StreamRecord<T>[], ctx: StageContext<never>): void | Promise<void>;
-  /** End of input: write what is buffered. */
+  /**
+   * End of input: write what is buffered. A {@linkcode RetriableError} is retried with backoff;
+   * any other throw restarts the instance.
+   */
   flush?(ctx: StageContext<never>): void | Promise<void>;
   /**
    * Releases resources. Called once: at the end, and also after a failure or when the runtime

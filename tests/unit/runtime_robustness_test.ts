@@ -12,6 +12,7 @@ import {
   type StreamRecord,
 } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
+import { pacedSource } from "./_paced.ts";
 
 const ref = fixtureRef(new URL("./fixtures/robustness_stages.ts", import.meta.url));
 
@@ -223,6 +224,54 @@ for (const hook of ["beforeBatch", "process"] as const) {
       await out.clear();
     });
   }
+}
+
+for (const hook of ["onWatermark", "onTick", "flush"] as const) {
+  for (const mode of ["inline", "workers"] as const) {
+    Deno.test(`ProcessorOp retries a RetriableError from ${hook}(), dropping what the attempt emitted (${mode})`, async () => {
+      const dead = memoryDeadLetters();
+      const out = collect<{ id: number; seen?: number; calls?: number }>();
+      const count = 200;
+      // Paced, so that ticks come while records still flow.
+      const summary = await pipeline({ mode, signals: false, deadLetter: dead })
+        .from(pacedSource(count, 20, hook === "onTick" ? 10 : 0))
+        .via(ref("flakyHooks", { hook, downMs: 150 }), { fuse: false, tickMs: 10 })
+        .to(out.sink)
+        .run();
+      const got = await out.values();
+      const fired = got.filter((v) => v.id === -1);
+      assert.deepEqual(got.filter((v) => v.id === -2), [], "a failed attempt's output went on");
+      assert.equal(fired.length, 1, `${hook} output: ${JSON.stringify(fired)}`);
+      assert.ok(fired[0]!.calls! > 2, `${fired[0]!.calls} calls: it was retried with backoff`);
+      if (hook !== "onTick") assert.equal(fired[0]!.seen, count);
+      assertAllOnce(got.filter((v) => v.id >= 0).map((v) => v.id), count);
+      assert.equal(got.length, count + 1);
+      assert.deepEqual(dead.entries, []);
+      assert.equal(summary.stages.flakyHooks?.restarts, 0);
+      assert.deepEqual(summary.failures, []);
+      assert.equal(summary.stages.flakyHooks?.failed, fired[0]!.calls! - 1, "each fault counted");
+      await out.clear();
+    });
+  }
+}
+
+for (const mode of ["inline", "workers"] as const) {
+  Deno.test(`SinkOp retries a RetriableError from flush() until the server is back (${mode})`, async () => {
+    const dir = await Deno.makeTempDir();
+    const log = `${dir}/log`;
+    const summary = await pipeline({ mode, signals: false })
+      .from(fromArray(input(300)))
+      .to(ref("flushingSink", { log, downMs: 150 }, "sink"), { permissions: { write: [dir] } })
+      .run();
+    const entries = await lines(log);
+    const attempts = entries.filter((l) => l === "attempt").length;
+    assert.ok(attempts > 2, `${attempts} flush attempts`);
+    assertAllOnce(entries.filter((l) => l !== "attempt").map(Number), 300);
+    assert.equal(entries.length, attempts + 300);
+    assert.equal(summary.stages.flushing?.restarts, 0);
+    assert.deepEqual(summary.failures, []);
+    await Deno.remove(dir, { recursive: true });
+  });
 }
 
 Deno.test("Pipeline.run() keeps the defaults of stage options passed as undefined", async () => {
