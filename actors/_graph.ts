@@ -46,6 +46,8 @@ export interface Group {
   nodes: Node[];
   specs: StageSpec[];
   options: Resolved;
+  /** Each stage's own supervision options: a fused stage keeps its own. */
+  supervision: Map<string, Pick<Resolved, "strategy" | "maxRestarts" | "withinMs">>;
   parallelism: number;
   /** Partition → instance, for groups fed by keyed edges. */
   assignment: number[];
@@ -230,6 +232,10 @@ export async function compile(
         };
       }),
       options,
+      supervision: new Map(chain.map((n) => {
+        const { strategy, maxRestarts, withinMs } = resolved.get(n.id)!;
+        return [n.name, { strategy, maxRestarts, withinMs }];
+      })),
       parallelism: options.parallelism,
       assignment: [],
     };

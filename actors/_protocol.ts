@@ -58,6 +58,8 @@ export interface TaskInit {
   outputs: RouteSpec[];
   heartbeatMs: number;
   idleTimeoutMs: number;
+  /** How long the stages' `close()` hooks may take at the end of input (the pipeline's stop timeout). */
+  closeTimeoutMs: number;
   /** Keyed-state snapshot to restore before processing (per stage name). */
   restore?: Record<string, StateSnapshot>;
   /** Source settings. */

@@ -4,6 +4,7 @@
 import { assignPartitions } from "./partitioner.ts";
 import { PipelineError } from "./errors.ts";
 import type { DeadLetterSink } from "./dead_letter.ts";
+import type { Strategy } from "./stage_ref.ts";
 import type { StateBackend } from "./state_backend.ts";
 import { type Group, type GroupEdge, type Plan, unkeyedState } from "./_graph.ts";
 import type {
@@ -75,7 +76,10 @@ export class Runtime {
   readonly #plan: Plan;
   readonly #o: RuntimeOptions;
   readonly #instances = new Map<Group, Instance[]>();
-  readonly #restartTimes = new Map<Group, number[]>();
+  /** Failure times per stage (a fused chain's stages are supervised each by its own options). */
+  readonly #restartTimes = new Map<string, number[]>();
+  /** Restarts waiting out their backoff: cleared when the pipeline ends. */
+  readonly #restartTimers = new Set<ReturnType<typeof setTimeout>>();
   readonly #restarts = new Map<string, number>();
   readonly #replies = new Map<number, (m: FromTask & { t: "reply" }) => void>();
   readonly #latencies: number[] = [];
@@ -95,6 +99,7 @@ export class Runtime {
   /** Resolves once every instance has ended after the run did (stages closed, workers gone). */
   #finished: Promise<void> | undefined;
   #stopping = false;
+  #stopped: Promise<void> | undefined;
   #busy: Promise<unknown> = Promise.resolve();
   #onSignal = () => void this.stop();
 
@@ -372,6 +377,7 @@ export class Runtime {
       inputs,
       outputs,
       heartbeatMs: this.#o.heartbeatMs,
+      closeTimeoutMs: this.#o.stopTimeoutMs,
       idleTimeoutMs: g.options.idleTimeoutMs,
       restore,
       hold,
@@ -381,6 +387,8 @@ export class Runtime {
       source: { outOfOrdernessMs: this.#o.outOfOrdernessMs, batchSize: g.options.batchSize },
     };
     inst.host.post(init, transfer);
+    // Restarted while the pipeline stops: a source stops as soon as it is open.
+    if (this.#stopping && g.specs[0]!.kind === "source") inst.host.post({ t: "stop" });
     return inst;
   }
 
@@ -469,14 +477,17 @@ export class Runtime {
     this.#end(inst);
     this.#remember(inst);
     this.#failures.push({ stage, instance: inst.index, code, message, at: now });
-    const times = (this.#restartTimes.get(g) ?? []).filter((t) => now - t < g.options.withinMs);
+    // The stage that failed is supervised by its own options, also when it runs fused.
+    const own = g.supervision.has(stage) ? stage : g.specs[0]!.stage;
+    const sup = g.supervision.get(own) ?? g.options;
+    const times = (this.#restartTimes.get(own) ?? []).filter((t) => now - t < sup.withinMs);
     times.push(now);
-    this.#restartTimes.set(g, times);
-    if (fatal || times.length > g.options.maxRestarts) {
+    this.#restartTimes.set(own, times);
+    if (fatal || times.length > sup.maxRestarts) {
       const parts = inst.owned.length > 0 ? ` (partitions ${inst.owned.join(",")})` : "";
       const how = fatal
         ? "could not start"
-        : `failed ${times.length} times within ${g.options.withinMs} ms`;
+        : `failed ${times.length} times within ${sup.withinMs} ms`;
       this.#fail(
         new PipelineError(
           `Cannot run pipeline "${this.#o.name}": stage "${stage}" instance ${inst.index}${parts} ` +
@@ -487,7 +498,7 @@ export class Runtime {
       return;
     }
     this.#restarts.set(stage, (this.#restarts.get(stage) ?? 0) + 1);
-    const victims = this.#victims(inst);
+    const victims = this.#victims(inst, sup.strategy);
     for (const v of victims) {
       if (!v.dead) {
         v.dead = true;
@@ -496,7 +507,8 @@ export class Runtime {
       }
     }
     const delay = Math.min(5000, 10 * 2 ** (times.length - 1)) * (0.5 + Math.random() / 2);
-    setTimeout(async () => {
+    const timer = setTimeout(async () => {
+      this.#restartTimers.delete(timer);
       if (this.#ended) return;
       try {
         for (const v of victims) {
@@ -522,6 +534,7 @@ export class Runtime {
         );
       }
     }, delay);
+    this.#restartTimers.add(timer);
   }
 
   /**
@@ -530,12 +543,12 @@ export class Runtime {
    * be counted twice by a stateful stage that took it in since its last checkpoint, so such a
    * stage goes back to that checkpoint too (as Flink restarts a failed task's region).
    */
-  #victims(inst: Instance): Instance[] {
+  #victims(inst: Instance, strategy: Strategy): Instance[] {
     const g = inst.group;
     const groups = this.#plan.groups;
     const live = (x: Group) => this.#live(x).filter((i) => !i.done);
     let own: Instance[];
-    switch (g.options.strategy) {
+    switch (strategy) {
       case "one_for_one":
         own = [inst];
         break;
@@ -599,6 +612,8 @@ export class Runtime {
   #finish(): Promise<void> {
     this.#ended = true;
     clearInterval(this.#monitor);
+    for (const timer of this.#restartTimers) clearTimeout(timer);
+    this.#restartTimers.clear();
     clearInterval(this.#checkpointTimer);
     for (const list of this.#instances.values()) {
       for (const inst of list) {
@@ -649,9 +664,13 @@ export class Runtime {
    * Sources stop, in-flight records drain; after `stopTimeoutMs` everything is killed (stages
    * closed, bounded). Resolves once every instance has ended.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
     if (this.#ended) return await this.#finished;
-    if (this.#stopping) return;
     this.#stopping = true;
     for (const g of this.#plan.groups) {
       if (g.specs[0]!.kind !== "source") continue;

@@ -159,8 +159,12 @@ export class Task {
   readonly #dlqWaiting = new Map<number, Token>();
   /** The finish, waiting until no dead letter nor source position waits for an ack. */
   #quiet: (() => void) | undefined;
-  /** Stops the task's periodic timers. */
+  /** Stops the task's periodic timers (ticks; the heartbeat is `#beats`). */
   readonly #timers: (() => void)[] = [];
+  /** Stops the heartbeat: last of all, so that a stage closing slowly is not taken for hung. */
+  #beats: (() => void) | undefined;
+  /** `stop` came before the source was open: it stops as soon as it is. */
+  #stopAsked = false;
   #finished = false;
   #failed = false;
   #mailbox = 0;
@@ -330,10 +334,8 @@ export class Task {
         void this.kill();
         break;
       case "stop":
-        if (!this.#source || this.#sourceDone) break;
-        this.#sourceDone = true;
-        this.#pullStop.abort();
-        this.#enqueue({ k: "ctl", run: () => this.#maybeFinish() });
+        this.#stopAsked = true;
+        this.#stopSource();
         break;
       case "dlqAck": {
         const token = this.#dlqWaiting.get(msg.id);
@@ -440,12 +442,13 @@ export class Task {
       if (newer) input.port.close();
       else this.#addInput(input);
     }
-    this.#timers.push(every(init.heartbeatMs, () => this.#heartbeat()));
+    this.#beats = every(init.heartbeatMs, () => this.#heartbeat());
     const tickMs = Math.min(...init.chain.map((s) => s.tickMs));
     if (ops.some((op) => op instanceof ProcessorOp && op.hasTick) || init.inputs.length > 0) {
       this.#timers.push(every(tickMs, () => this.#enqueue({ k: "tick" })));
     }
     this.#opened = true;
+    if (this.#stopAsked) this.#stopSource();
     this.#post({ t: "ready" });
     if (init.hold) await this.#started;
     // Every upstream already finished: nothing will ever arrive.
@@ -864,6 +867,14 @@ export class Task {
     }
   }
 
+  /** Stops pulling (after `stop`), once the source is open; what was pulled still drains. */
+  #stopSource(): void {
+    if (!this.#source || this.#sourceDone || !this.#opened) return;
+    this.#sourceDone = true;
+    this.#pullStop.abort();
+    this.#enqueue({ k: "ctl", run: () => this.#maybeFinish() });
+  }
+
   async #maybeFinish(): Promise<void> {
     if (this.#finished) return;
     if (this.#source ? !this.#sourceDone : this.#inputs.some((i) => !i.ended)) return;
@@ -893,13 +904,53 @@ export class Task {
     this.#post({ t: "done", counters: this.#counters() });
   }
 
-  /** Closes every stage, in chain order (a throw fails the task), then the channels. */
+  /**
+   * Closes every stage once the work is done (end of input, or retired by a rescale), in chain
+   * order, then the channels. Heartbeats go on meanwhile, so a slow `close()` (a producer
+   * flushing) is not taken for a hang; the hooks are bounded by `closeTimeoutMs` instead. What a
+   * hook throws, or that it still runs then, is reported, not a failure: a restart would only do
+   * the work again. A stage not reached by then is closed when the task is ended.
+   */
   async #close(): Promise<void> {
-    for (const stop of this.#timers) stop();
-    for (const [stage, close] of this.#unclosed()) await guard(stage, close);
+    this.#stopTimers(false);
+    const errors: [string, ErrorInfo][] = [];
+    let current: string | undefined;
+    const closing = (async () => {
+      for (const [stage, close] of this.#unclosed()) {
+        current = stage;
+        await guard(stage, close).catch((e: HookFailure) =>
+          errors.push([stage, toErrorInfo(e.cause)])
+        );
+      }
+      current = undefined;
+    })();
+    let cancel: (() => void) | undefined;
+    const late = new Promise<void>((resolve) => cancel = after(this.#init.closeTimeoutMs, resolve));
+    await Promise.race([closing, late]);
+    cancel?.();
+    if (current !== undefined) {
+      const message = `close() is still running after ${this.#init.closeTimeoutMs} ms`;
+      errors.push([current, { code: "E_CLOSE_TIMEOUT", message }]);
+    }
+    this.#reportCloseErrors(errors);
+    this.#beats?.();
     for (const i of this.#inputs) i.port.close();
     for (const o of this.#outputs) o.close();
     this.#closeYielder();
+  }
+
+  /** Stops the periodic timers; the heartbeat too unless `beats` is false. */
+  #stopTimers(beats = true): void {
+    for (const stop of this.#timers) stop();
+    if (beats) this.#beats?.();
+  }
+
+  /** Tells the supervisor what `close()` hooks threw, or that they were still running. */
+  #reportCloseErrors(errors: [string, ErrorInfo][]): void {
+    for (const [stage, error] of errors) {
+      const message = `Cannot close stage "${stage}": ${error.message}`;
+      this.#post({ t: "closeError", stage, error: { ...error, message } });
+    }
   }
 
   #closeYielder(): void {
@@ -945,10 +996,7 @@ export class Task {
       const message = `close() is still running after ${CLOSE_TIMEOUT_MS} ms`;
       errors.push([stage, { code: "E_CLOSE_TIMEOUT", message }]);
     }
-    for (const [stage, error] of errors) {
-      const message = `Cannot close stage "${stage}": ${error.message}`;
-      this.#post({ t: "closeError", stage, error: { ...error, message } });
-    }
+    this.#reportCloseErrors(errors);
   }
 
   #counters(): Record<string, StageCounters> {
@@ -978,7 +1026,7 @@ export class Task {
     this.#failed = true;
     this.#kill.abort();
     this.#pullStop.abort();
-    for (const stop of this.#timers) stop();
+    this.#stopTimers();
     for (const i of this.#inputs) i.port.close();
     for (const o of this.#outputs) o.close();
     this.#closeYielder();
@@ -992,7 +1040,7 @@ export class Task {
     if (this.#failed) return;
     this.#failed = true;
     this.#kill.abort();
-    for (const stop of this.#timers) stop();
+    this.#stopTimers();
     this.#closeYielder();
     const stage = error instanceof HookFailure ? error.stage : this.#init?.chain[0]?.stage ?? "?";
     const cause = error instanceof HookFailure ? error.cause : error;

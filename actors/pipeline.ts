@@ -134,6 +134,10 @@ export class Pipeline implements AsyncDisposable {
   readonly #nodes: Node[] = [];
   readonly #edges: Edge[] = [];
   #runtime: Runtime | undefined;
+  /** The run, from the moment `run()` is called (the runtime exists only once it has compiled). */
+  #running: Promise<RunSummary> | undefined;
+  /** `stop()` came before the runtime existed: it stops as soon as it starts. */
+  #stopAsked = false;
 
   /**
    * Creates a pipeline; {@linkcode pipeline} is the shorter way.
@@ -156,7 +160,7 @@ export class Pipeline implements AsyncDisposable {
 
   /** @internal */
   _add(ref: StageRef, options: StageOptions, expected: StageRef["kind"]): number {
-    if (this.#runtime) throw new TypeError("Cannot change pipeline: it is already running");
+    if (this.#running) throw new TypeError("Cannot change pipeline: it is already running");
     if (ref?.kind !== expected) {
       throw new TypeError(
         `Cannot add stage: expected a ${expected} reference, got ${ref?.kind ?? typeof ref}`,
@@ -189,8 +193,13 @@ export class Pipeline implements AsyncDisposable {
    * @throws {ConfigError} On a config mistake, naming the stage and zod path.
    * @throws {PipelineError} When failures escalate past a stage's restart intensity.
    */
-  async run(): Promise<RunSummary> {
-    if (this.#runtime) throw new TypeError("Cannot run pipeline: it already ran");
+  run(): Promise<RunSummary> {
+    if (this.#running) return Promise.reject(new TypeError("Cannot run pipeline: it already ran"));
+    this.#running = this.#run();
+    return this.#running;
+  }
+
+  async #run(): Promise<RunSummary> {
     const o = this.#options;
     checkOptions(pipelineOptionsSchema, o, `Cannot build pipeline "${this.name}"`);
     const partitions = o.partitions ?? 64;
@@ -217,7 +226,9 @@ export class Pipeline implements AsyncDisposable {
       restoreState: o.restoreState ?? false,
     });
     try {
-      return await this.#runtime.start();
+      const done = this.#runtime.start();
+      if (this.#stopAsked) void this.#runtime.stop();
+      return await done;
     } finally {
       for (const sink of [fallback, ...perStage.values()]) await sink.close?.();
     }
@@ -225,7 +236,11 @@ export class Pipeline implements AsyncDisposable {
 
   /** Stops gracefully: sources stop, in-flight records drain, stages close. */
   async stop(): Promise<void> {
-    await this.#runtime?.stop();
+    if (this.#runtime) return await this.#runtime.stop();
+    if (!this.#running) return;
+    // Still compiling: the run stops as soon as its runtime exists; this waits for its end.
+    this.#stopAsked = true;
+    await this.#running.then(() => {}, () => {});
   }
 
   /** Changes a stage's parallelism at run time; keyed state moves with its partitions. */
