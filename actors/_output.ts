@@ -21,6 +21,8 @@ export class OutEdge {
   #heldWatermark = -Infinity;
   /** The end of the stream, asked for while paused: it waits behind the held records too. */
   #heldEnd = false;
+  /** The stream has ended: a channel added later (a rescale) is ended at once. */
+  #ended = false;
 
   constructor(spec: RouteSpec, instance: number, partitions: number) {
     this.spec = spec;
@@ -39,6 +41,7 @@ export class OutEdge {
       const sender = new Sender(port, capacity, batchSize, lingerMs);
       this.senders.set(to, sender);
       sender.watermark(this.#lastWatermark);
+      if (this.#ended) sender.end();
     }
   }
 
@@ -144,6 +147,7 @@ export class OutEdge {
       this.#heldEnd = true;
       return;
     }
+    this.#ended = true;
     for (const s of this.senders.values()) s.end();
   }
 

@@ -60,6 +60,11 @@ export interface TaskInit {
   idleTimeoutMs: number;
   /** How long the stages' `close()` hooks may take at the end of input (the pipeline's stop timeout). */
   closeTimeoutMs: number;
+  /**
+   * Every instance above has finished: with no input channel, nothing will ever arrive. False
+   * while one is dead and yet to be restarted (its replacement connects later).
+   */
+  upstreamDone: boolean;
   /** Keyed-state snapshot to restore before processing (per stage name). */
   restore?: Record<string, StateSnapshot>;
   /** Source settings. */
@@ -181,7 +186,11 @@ export type FromTask =
     state?: Record<string, StateSnapshot>;
     /** For a checkpoint: the input batches it holds, as `[edge, from, sender, seq]`. */
     covered?: [string, number, number, number][];
+    /** For `retire`: the final counters. */
+    counters?: Record<string, StageCounters>;
   }
+  /** The task's input has ended: it flushes and finishes (a rescale can no longer move its state). */
+  | { t: "ending" }
   | { t: "done"; counters: Record<string, StageCounters> }
   /** A stage's `close()` threw or hung after a kill or failure: reported, nothing restarts. */
   | { t: "closeError"; stage: string; error: ErrorInfo }

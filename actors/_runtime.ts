@@ -57,7 +57,14 @@ interface Instance {
   /** Set once the host is told to end: resolves when its stages are closed and it is gone. */
   ended?: Promise<void>;
   again?: boolean;
+  /** Its input ended: it flushes and finishes. */
+  ending?: boolean;
+  /** Requests waiting for its reply: rejected if it dies first. */
+  waiting: Map<number, (error: Error) => void>;
 }
+
+/** A request's instance died before it replied. */
+class Gone extends Error {}
 
 /** What a finished run reports. */
 export interface RunSummary {
@@ -100,6 +107,8 @@ export class Runtime {
   #finished: Promise<void> | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
+  /** A rescale under way: restarts wait for it. */
+  #scaling: Promise<void> | undefined;
   #busy: Promise<unknown> = Promise.resolve();
   #onSignal = () => void this.stop();
 
@@ -252,6 +261,7 @@ export class Runtime {
       }
       if (!inst.dead) inst.host.post({ t: "committed", epoch });
     })().catch((cause) => {
+      if (cause instanceof Gone) return; // it died: its replacement restores the last checkpoint
       const stage = inst.group.specs[0]!.stage;
       this.#fail(
         new PipelineError(`Cannot checkpoint stage "${stage}": the state backend failed`, {
@@ -267,6 +277,11 @@ export class Runtime {
     });
     inst.checkpointing = run;
     return run;
+  }
+
+  /** Whether `v` still holds its slot: not replaced since, nor retired by a rescale. */
+  #current(v: Instance): boolean {
+    return v.index < v.group.parallelism && this.#instances.get(v.group)![v.index] === v;
   }
 
   #live(g: Group): Instance[] {
@@ -288,7 +303,13 @@ export class Runtime {
     const id = ++this.#incarnation;
     const transfer: Transferable[] = [];
     const inputs: InputSpec[] = [];
+    let upstreamDone = true;
     for (const e of this.#plan.edges.filter((x) => x.to === g)) {
+      const above = this.#instances.get(e.from) ?? [];
+      for (let a = 0; a < e.from.parallelism; a++) {
+        const up = above[a];
+        if (this.#connected(e, a, index) && (!up || up.dead || !up.done)) upstreamDone = false;
+      }
       for (const up of this.#live(e.from)) {
         if (!this.#connected(e, up.index, index) || up.done) continue;
         const ch = new MessageChannel();
@@ -350,6 +371,7 @@ export class Runtime {
       lastHb: now,
       counters: {},
       owned: this.#ownedBy(g, index),
+      waiting: new Map(),
     };
     const onMessage = (m: FromTask) => this.#onMessage(inst, m);
     inst.host = this.#o.mode === "workers"
@@ -378,6 +400,7 @@ export class Runtime {
       outputs,
       heartbeatMs: this.#o.heartbeatMs,
       closeTimeoutMs: this.#o.stopTimeoutMs,
+      upstreamDone,
       idleTimeoutMs: g.options.idleTimeoutMs,
       restore,
       hold,
@@ -427,6 +450,9 @@ export class Runtime {
         this.#replies.get(m.id)?.(m);
         this.#replies.delete(m.id);
         break;
+      case "ending":
+        inst.ending = true;
+        break;
       case "done":
         inst.done = true;
         inst.counters = m.counters;
@@ -436,10 +462,32 @@ export class Runtime {
   }
 
   #request(inst: Instance, message: ToTask & { id: number }): Promise<FromTask & { t: "reply" }> {
-    return new Promise((resolve) => {
-      this.#replies.set(message.id, resolve);
+    return new Promise((resolve, reject) => {
+      if (inst.dead) {
+        return reject(new Gone(`instance ${inst.index} of "${inst.group.id}" is gone`));
+      }
+      this.#replies.set(message.id, (m) => {
+        inst.waiting.delete(message.id);
+        resolve(m);
+      });
+      inst.waiting.set(message.id, reject);
       inst.host.post(message);
     });
+  }
+
+  /** Marks an incarnation dead: its pending requests fail, nothing it says is heard any more. */
+  #bury(inst: Instance): void {
+    inst.dead = true;
+    this.#abandon(inst);
+  }
+
+  /** Fails the requests waiting for `inst` to reply (it died, or the pipeline ended). */
+  #abandon(inst: Instance): void {
+    for (const [id, reject] of inst.waiting) {
+      this.#replies.delete(id);
+      reject(new Gone(`instance ${inst.index} of "${inst.group.id}" is gone`));
+    }
+    inst.waiting.clear();
   }
 
   #watch(): void {
@@ -473,7 +521,7 @@ export class Runtime {
     if (inst.dead || this.#ended) return;
     const g = inst.group;
     const now = Date.now();
-    inst.dead = true;
+    this.#bury(inst);
     this.#end(inst);
     this.#remember(inst);
     this.#failures.push({ stage, instance: inst.index, code, message, at: now });
@@ -501,7 +549,7 @@ export class Runtime {
     const victims = this.#victims(inst, sup.strategy);
     for (const v of victims) {
       if (!v.dead) {
-        v.dead = true;
+        this.#bury(v);
         this.#end(v);
         this.#remember(v);
       }
@@ -511,18 +559,22 @@ export class Runtime {
       this.#restartTimers.delete(timer);
       if (this.#ended) return;
       try {
+        // A rescale under way finishes first; it may have replaced some of them already.
+        while (this.#scaling) await this.#scaling;
         for (const v of victims) {
           // The old incarnation's stages are closed first (bounded): a replacement that opens the
           // same resources (ports, locks, consumer group seats) does not race them.
           await v.ended;
           if (this.#ended) return;
+          if (!this.#current(v)) continue;
           // A stateful instance comes back with its last checkpoint; unacked input is replayed.
           // A checkpoint it was writing when it died is part of it (its input is acked).
           await v.storing?.catch(() => {});
           const restore = v.group.options.stateful
-            ? await this.#load(v.group, v.index, v.owned)
+            ? await this.#load(v.group, v.index, this.#ownedBy(v.group, v.index))
             : undefined;
           if (this.#ended) return;
+          if (!this.#current(v)) continue;
           const fresh = this.#spawn(v.group, v.index, restore);
           fresh.failedAt = now;
         }
@@ -620,6 +672,7 @@ export class Runtime {
         if (!inst) continue;
         if (!inst.dead) this.#remember(inst);
         this.#end(inst);
+        this.#abandon(inst);
       }
     }
     if (this.#o.signals) {
@@ -632,7 +685,10 @@ export class Runtime {
     return this.#finished;
   }
 
-  /** Counters per stage, per instance, as last reported (restarted incarnations added up). */
+  /**
+   * Counters per stage, per instance running now, as last reported (restarted incarnations added
+   * up). The summary also counts instances retired by a rescale.
+   */
   counters(): Record<string, { instances: StageCounters[]; restarts: number }> {
     const out: Record<string, { instances: StageCounters[]; restarts: number }> = {};
     for (const g of this.#plan.groups) {
@@ -655,7 +711,10 @@ export class Runtime {
   summary(): RunSummary {
     const stages: RunSummary["stages"] = {};
     for (const [stage, { instances, restarts }] of Object.entries(this.counters())) {
-      stages[stage] = { ...sum(instances.filter(Boolean)), restarts };
+      // Instances retired by a rescale count too.
+      const retired = [...(this.#lastCounters.get(stage) ?? [])]
+        .filter(([index]) => instances[index] === undefined).map(([, c]) => c);
+      stages[stage] = { ...sum([...instances.filter(Boolean), ...retired]), restarts };
     }
     return { stages, restartLatencies: [...this.#latencies], failures: [...this.#failures] };
   }
@@ -718,29 +777,111 @@ export class Runtime {
     if (n > 1 && g.options.stateful && ins.some((e) => e.mode !== "hash")) {
       throw new RangeError(unkeyedState(stage, n));
     }
+    if (n === g.parallelism || this.#ended) return;
+    const above = ins.map((e) => e.from);
+    for (;;) {
+      // Restarts under way in the stage or above it finish first: a rescale moves settled state.
+      await this.#settled([g, ...above]);
+      if (this.#ended) return;
+      this.#refuseFinishing(stage, g, above);
+      let finished!: () => void;
+      this.#scaling = new Promise<void>((resolve) => finished = resolve);
+      try {
+        if (await this.#rescale(stage, g, n)) return;
+      } finally {
+        this.#scaling = undefined;
+        finished();
+      }
+    }
+  }
+
+  /** Waits until every instance of `groups` is ready or done: no restart is under way. */
+  async #settled(groups: Group[]): Promise<void> {
+    const unsettled = () =>
+      groups.some((x) => {
+        const list = this.#instances.get(x) ?? [];
+        for (let i = 0; i < x.parallelism; i++) {
+          const inst = list[i];
+          if (!inst || inst.dead || (!inst.ready && !inst.done)) return true;
+        }
+        return false;
+      });
+    while (!this.#ended && unsettled()) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /**
+   * A stage that has begun to flush has emitted what its state held: moving that state now would
+   * emit it twice. Nor is there anything to rescale for once all of its input has ended.
+   */
+  #refuseFinishing(stage: string, g: Group, above: Group[]): void {
+    const over = (i: Instance | undefined) => i !== undefined && !i.dead && (i.ending || i.done);
+    const ups = above.flatMap((x) => this.#instances.get(x) ?? []);
+    if ((this.#instances.get(g) ?? []).some(over) || (ups.length > 0 && ups.every(over))) {
+      throw new RangeError(`Cannot scale "${stage}": its input has ended, it is finishing`);
+    }
+  }
+
+  /**
+   * One attempt at a rescale. False when an instance above died before anything changed: the
+   * caller tries again once it is back. An instance of the stage that dies later on makes the
+   * whole stage restart under the new assignment from its stored state (see `#recover`).
+   */
+  async #rescale(stage: string, g: Group, n: number): Promise<boolean> {
     const oldN = g.parallelism;
-    if (n === oldN || this.#ended) return;
-    // 1. Stop routing into the stage and wait until everything sent to it is acked.
+    const ins = this.#plan.edges.filter((e) => e.to === g);
+    const outs = this.#plan.edges.filter((e) => e.from === g);
+    // 1. Stop routing into the stage and wait until everything sent to it is acked. For a
+    //    stateful stage that means held by a stored checkpoint: the backend now has its state.
     const ups = ins.flatMap((e) =>
       this.#live(e.from).filter((u) => !u.done).map((u) => [e, u] as const)
     );
-    await Promise.all(
-      ups.map(([e, u]) => this.#request(u, { t: "pause", edge: e.id, id: ++this.#reqId })),
-    );
+    const resume = (assignment: number[], remove: number[]) => {
+      for (const [e, u] of ups) {
+        if (!u.dead) u.host.post({ t: "resume", edge: e.id, assignment, add: [], remove });
+      }
+    };
+    try {
+      await Promise.all(
+        ups.map(([e, u]) => this.#request(u, { t: "pause", edge: e.id, id: ++this.#reqId })),
+      );
+      this.#refuseFinishing(stage, g, []);
+    } catch (error) {
+      resume(g.assignment, []);
+      if (error instanceof Gone) return this.#ended;
+      throw error;
+    }
     const hashed = g.assignment.length > 0;
     const old = g.assignment;
     const next = hashed ? assignPartitions(this.#o.partitions, n, old) : [];
     g.parallelism = n;
     g.assignment = next;
+    const remove: number[] = [];
+    for (let i = n; i < oldN; i++) remove.push(i);
+    try {
+      await this.#move(g, oldN, old, outs);
+    } catch (error) {
+      if (!(error instanceof Gone)) throw error;
+      if (this.#ended) return true;
+      await this.#recover(g, oldN, outs);
+    }
+    // 5. Resume routing with the new map.
+    resume(next, remove);
+    return true;
+  }
+
+  /** Steps 2–4 of a rescale: start, move keyed state, retire. */
+  async #move(g: Group, oldN: number, old: number[], outs: GroupEdge[]): Promise<void> {
+    const n = g.parallelism;
+    const next = g.assignment;
     // 2. Start new instances (scale up).
     for (let i = oldN; i < n; i++) this.#spawn(g, i);
     const list = this.#instances.get(g)!;
-    while (list.slice(0, n).some((x) => !x.ready && !x.dead)) {
+    while (!this.#ended && list.slice(0, n).some((x) => !x.ready && !x.dead)) {
       await new Promise((r) => setTimeout(r, 5));
     }
     // 3. Move keyed state through the state backend: the old owner writes (and drops) the
     //    partitions it gives up, each new owner reads those it gains.
-    if (hashed) {
+    if (next.length > 0) {
       // A checkpoint under way (its reply may wait for outputs to be acked) must be stored before
       // the moved partitions are, or its older copy of them could overwrite theirs.
       await Promise.all(list.slice(0, oldN).map((x) => x.checkpointing?.catch(() => {})));
@@ -769,25 +910,58 @@ export class Runtime {
       }
     }
     // 4. Retire surplus instances (scale down).
-    const remove: number[] = [];
     for (let i = n; i < oldN; i++) {
       const inst = list[i]!;
-      remove.push(i);
       if (!inst.dead) {
-        await this.#request(inst, { t: "retire", id: ++this.#reqId });
-        inst.dead = true;
+        const reply = await this.#request(inst, { t: "retire", id: ++this.#reqId });
+        if (reply.counters) inst.counters = reply.counters;
+        this.#bury(inst);
         this.#remember(inst);
         this.#end(inst);
       }
+    }
+    this.#dropRetired(g, oldN, outs);
+    list.length = n;
+    for (const inst of list) inst.owned = this.#ownedBy(g, inst.index);
+  }
+
+  /** Tells the stages below that instances `n..oldN-1` of `g` are gone for good. */
+  #dropRetired(g: Group, oldN: number, outs: GroupEdge[]): void {
+    for (let i = g.parallelism; i < oldN; i++) {
       for (const e of outs) {
         for (const d of this.#live(e.to)) d.host.post({ t: "dropIn", edge: e.id, from: i });
       }
     }
-    list.length = n;
-    for (const inst of list) inst.owned = this.#ownedBy(g, inst.index);
-    // 5. Resume routing with the new map.
-    for (const [e, u] of ups) {
-      u.host.post({ t: "resume", edge: e.id, assignment: next, add: [], remove });
+  }
+
+  /**
+   * An instance died in the middle of a rescale. Everything sent to the stage was acked before the
+   * move began, so its stored state is complete (what moved so far was stored too): every instance
+   * of the stage restarts from it, under the new assignment.
+   */
+  async #recover(g: Group, oldN: number, outs: GroupEdge[]): Promise<void> {
+    const list = this.#instances.get(g)!;
+    const all = list.slice(0, Math.max(oldN, g.parallelism)).filter((x) => x !== undefined);
+    for (const x of all) {
+      if (x.dead) continue;
+      this.#bury(x);
+      this.#remember(x);
+      this.#end(x);
+    }
+    for (const x of all) {
+      await x.ended;
+      await x.storing?.catch(() => {});
+    }
+    if (this.#ended) return;
+    this.#dropRetired(g, oldN, outs);
+    list.length = g.parallelism;
+    for (let i = 0; i < g.parallelism; i++) {
+      const restore = g.options.stateful ? await this.#load(g, i, this.#ownedBy(g, i)) : undefined;
+      if (this.#ended) return;
+      this.#spawn(g, i, restore);
+    }
+    while (!this.#ended && list.some((x) => !x.ready && !x.dead)) {
+      await new Promise((r) => setTimeout(r, 5));
     }
   }
 }

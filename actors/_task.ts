@@ -163,6 +163,8 @@ export class Task {
   readonly #timers: (() => void)[] = [];
   /** Stops the heartbeat: last of all, so that a stage closing slowly is not taken for hung. */
   #beats: (() => void) | undefined;
+  /** No input channel yet, but one will come: an instance above is being restarted. */
+  #awaiting = false;
   /** `stop` came before the source was open: it stops as soon as it is. */
   #stopAsked = false;
   #finished = false;
@@ -208,6 +210,7 @@ export class Task {
         const watermark = Math.max(old?.wm ?? -Infinity, msg.watermark);
         const { edge, from, port, sender } = msg;
         this.#addInput({ edge, from, port, watermark, sender });
+        this.#awaiting = false;
         break;
       }
       case "dropIn":
@@ -323,7 +326,7 @@ export class Task {
           run: async () => {
             for (const o of this.#outputs) await o.drained();
             await this.#close();
-            this.#post({ t: "reply", id: msg.id });
+            this.#post({ t: "reply", id: msg.id, counters: this.#counters() });
           },
         });
         break;
@@ -452,6 +455,7 @@ export class Task {
     this.#post({ t: "ready" });
     if (init.hold) await this.#started;
     // Every upstream already finished: nothing will ever arrive.
+    this.#awaiting = !this.#source && this.#inputs.length === 0 && !init.upstreamDone;
     if (!this.#source && init.inputs.length === 0) {
       this.#enqueue({
         k: "ctl",
@@ -876,7 +880,7 @@ export class Task {
   }
 
   async #maybeFinish(): Promise<void> {
-    if (this.#finished) return;
+    if (this.#finished || this.#awaiting) return;
     if (this.#source ? !this.#sourceDone : this.#inputs.some((i) => !i.ended)) return;
     // A pull stopped under way: what it returns is run first (its end calls this again).
     if (this.#pulling) return;
@@ -885,6 +889,7 @@ export class Task {
       await this.#head.watermark(Infinity);
     }
     this.#finished = true;
+    this.#post({ t: "ending" });
     await this.#head.flush();
     for (const o of this.#outputs) o.end();
     await Promise.all(this.#outputs.map((o) => o.drained()));
