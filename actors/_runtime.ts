@@ -2,7 +2,7 @@
 // (restart intensity, strategy, backoff) → task instances. It wires channels, watches heartbeats,
 // restarts and replays, rescales keyed stages and drains on stop.
 import { assignPartitions } from "./partitioner.ts";
-import { PipelineError } from "./errors.ts";
+import { ConfigError, PipelineError } from "./errors.ts";
 import type { DeadLetterSink } from "./dead_letter.ts";
 import type { Strategy } from "./stage_ref.ts";
 import type { StateBackend } from "./state_backend.ts";
@@ -146,6 +146,17 @@ export class Runtime {
     const restore = new Map<string, Record<string, StateSnapshot>>();
     for (const g of this.#plan.groups) {
       if (!this.#o.restoreState || !g.options.stateful) continue;
+      // Keys were stored per partition: under another count they would be looked for elsewhere.
+      for (const spec of g.specs) {
+        const [stored] = await this.#o.state.getMany([this.#stateKey(spec.stage, "partitions")]);
+        if (stored !== undefined && stored !== this.#o.partitions) {
+          throw new ConfigError(
+            `Cannot restore the state of stage "${spec.stage}": it was stored with ${stored} ` +
+              `partitions, this run has ${this.#o.partitions} (run with partitions: ${stored}, ` +
+              `or without restoreState)`,
+          );
+        }
+      }
       for (let i = 0; i < g.parallelism; i++) {
         restore.set(`${g.id}#${i}`, await this.#load(g, i, this.#ownedBy(g, i)));
       }
@@ -181,6 +192,7 @@ export class Runtime {
         for (const n of [...((stored as string[] | undefined) ?? []), ...names]) known.add(n);
         this.#names.set(stage, known);
         entries.push([this.#stateKey(stage, "names"), [...known]]);
+        entries.push([this.#stateKey(stage, "partitions"), this.#o.partitions]);
       }
       for (const [name, parts] of Object.entries(snap.keyed)) {
         for (const [p, list] of parts) entries.push([this.#stateKey(stage, name, p), list]);
