@@ -107,8 +107,9 @@ export class Runtime {
   #finished: Promise<void> | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
-  /** A rescale under way: restarts wait for it. */
+  /** A rescale under way: restarts in the stage or above it wait for it. */
   #scaling: Promise<void> | undefined;
+  readonly #scalingRegion = new Set<Group>();
   #busy: Promise<unknown> = Promise.resolve();
   #onSignal = () => void this.stop();
 
@@ -571,9 +572,12 @@ export class Runtime {
       this.#restartTimers.delete(timer);
       if (this.#ended) return;
       try {
-        // A rescale under way finishes first; it may have replaced some of them already.
-        while (this.#scaling) await this.#scaling;
-        for (const v of victims) {
+        // Where a rescale is under way (the stage and above), it finishes first, and may have
+        // replaced some of them already. Below it they restart at once: it may wait on their acks.
+        const held = (v: Instance) =>
+          this.#scaling !== undefined && this.#scalingRegion.has(v.group);
+        for (const v of [...victims.filter((v) => !held(v)), ...victims.filter(held)]) {
+          while (this.#scaling && this.#scalingRegion.has(v.group)) await this.#scaling;
           // The old incarnation's stages are closed first (bounded): a replacement that opens the
           // same resources (ports, locks, consumer group seats) does not race them.
           await v.ended;
@@ -798,10 +802,12 @@ export class Runtime {
       this.#refuseFinishing(stage, g, above);
       let finished!: () => void;
       this.#scaling = new Promise<void>((resolve) => finished = resolve);
+      for (const x of [g, ...above]) this.#scalingRegion.add(x);
       try {
         if (await this.#rescale(stage, g, n)) return;
       } finally {
         this.#scaling = undefined;
+        this.#scalingRegion.clear();
         finished();
       }
     }
