@@ -228,6 +228,31 @@ Deno.test("assignPartitions moves no more partitions than needed over a scaling 
 });
 
 /** Waits until `check()` holds, polling every ms, at most `ms`. */
+/**
+ * Waits for the run, then for the rescale made while `crashed` (a stage that must have restarted)
+ * failed, and checks the per-key sums; the pipeline is stopped whatever happens.
+ */
+async function settleScaled(
+  p: Pipeline,
+  out: { values(): Promise<Sum[]>; clear(): Promise<void> },
+  running: Promise<unknown>,
+  scaled: Promise<void>,
+  count: number,
+  what: string,
+  crashed?: string,
+): Promise<void> {
+  try {
+    scaled.catch(() => {});
+    await within(running, 7000, "run()");
+    if (crashed) assert.ok((p.counters()[crashed]?.restarts ?? 0) >= 1, `${crashed} crashed`);
+    assert.deepEqual(await sumsOf(out), expectedSums(count, 20));
+    await within(scaled, 1000, what);
+  } finally {
+    await p.stop().catch(() => {});
+    await out.clear();
+  }
+}
+
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
@@ -274,15 +299,14 @@ for (const mode of ["inline", "workers"] as const) {
       await until(() => (p.counters().relay?.restarts ?? 0) > 0, 5000, "the relay to fail");
       // Inside the restart window: the relay is dead, its replacement not started.
       const scaled = p.scale("sum", 3);
-      try {
-        scaled.catch(() => {});
-        await within(running, 7000, "run()");
-        assert.deepEqual(await sumsOf(out), expectedSums(count, 20));
-        await within(scaled, 1000, "scale(sum, 3) during the relay's restart");
-      } finally {
-        await p.stop().catch(() => {});
-        await out.clear();
-      }
+      await settleScaled(
+        p,
+        out,
+        running,
+        scaled,
+        count,
+        "scale(sum, 3) during the relay's restart",
+      );
     },
   });
 
@@ -311,15 +335,14 @@ for (const mode of ["inline", "workers"] as const) {
       await Deno.writeTextFile(f.trigger, "x");
       await until(() => (p.counters().sum?.restarts ?? 0) > 0, 5000, "the sum to fail");
       const scaled = p.scale("sum", 3);
-      try {
-        scaled.catch(() => {});
-        await within(running, 7000, "run()");
-        assert.deepEqual(await sumsOf(out), expectedSums(count, 20));
-        await within(scaled, 1000, "scale(sum, 3) during the sum's restart");
-      } finally {
-        await p.stop().catch(() => {});
-        await out.clear();
-      }
+      await settleScaled(
+        p,
+        out,
+        running,
+        scaled,
+        count,
+        "scale(sum, 3) during the sum's restart",
+      );
     },
   });
 
@@ -365,16 +388,15 @@ for (const mode of ["inline", "workers"] as const) {
       running.catch(() => {});
       await sleep(200);
       const scaled = p.scale("sum", 3);
-      try {
-        scaled.catch(() => {});
-        await within(running, 7000, "run()");
-        assert.ok((p.counters().relay?.restarts ?? 0) >= 1, "the relay crashed");
-        assert.deepEqual(await sumsOf(out), expectedSums(count, 20));
-        await within(scaled, 1000, "scale(sum, 3) with the relay crashing");
-      } finally {
-        await p.stop().catch(() => {});
-        await out.clear();
-      }
+      await settleScaled(
+        p,
+        out,
+        running,
+        scaled,
+        count,
+        "scale(sum, 3) with the relay crashing",
+        "relay",
+      );
     },
   });
 
@@ -413,16 +435,15 @@ for (const mode of ["inline", "workers"] as const) {
       running.catch(() => {});
       await sleep(200);
       const scaled = p.scale("sum", 3);
-      try {
-        scaled.catch(() => {});
-        await within(running, 7000, "run()");
-        assert.ok((p.counters().sum?.restarts ?? 0) >= 1, "the sum crashed");
-        assert.deepEqual(await sumsOf(out), expectedSums(count, 20));
-        await within(scaled, 1000, "scale(sum, 3) with the sum crashing");
-      } finally {
-        await p.stop().catch(() => {});
-        await out.clear();
-      }
+      await settleScaled(
+        p,
+        out,
+        running,
+        scaled,
+        count,
+        "scale(sum, 3) with the sum crashing",
+        "sum",
+      );
     },
   });
 
