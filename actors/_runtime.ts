@@ -110,6 +110,8 @@ export class Runtime {
   /** A rescale under way: restarts in the stage or above it wait for it. */
   #scaling: Promise<void> | undefined;
   readonly #scalingRegion = new Set<Group>();
+  /** Ends the pause of a rescale when an instance of its region dies (see `#rescale`). */
+  #pauseAbort: (() => void) | undefined;
   #busy: Promise<unknown> = Promise.resolve();
   #onSignal = () => void this.stop();
 
@@ -492,6 +494,7 @@ export class Runtime {
   #bury(inst: Instance): void {
     inst.dead = true;
     this.#abandon(inst);
+    if (this.#scalingRegion.has(inst.group)) this.#pauseAbort?.();
   }
 
   /** Fails the requests waiting for `inst` to reply (it died, or the pipeline ended). */
@@ -621,14 +624,21 @@ export class Runtime {
         own = [inst];
         break;
       case "one_for_all":
-        own = this.#instances.get(g)!.filter(Boolean);
+        // Not those already finished: their input is done, restarted they would read it again.
+        own = this.#instances.get(g)!.filter((x) => x && (x === inst || !x.done));
         break;
       case "rest_for_one":
         return [inst, ...groups.slice(groups.indexOf(g) + 1).flatMap(live)];
     }
-    const below = this.#below(g).filter((x) => x.options.stateful);
-    below.sort((a, b) => groups.indexOf(a) - groups.indexOf(b));
-    return [...own, ...below.flatMap(live)];
+    // And every stage on the way down to a stateful one: left alive, it would replay the batches
+    // it keeps to the restarted stateful stage, which the failed one's replay sends again.
+    const below = this.#below(g);
+    const stateful = below.filter((x) => x.options.stateful);
+    const region = below.filter((x) =>
+      x.options.stateful || stateful.some((s) => this.#below(x).includes(s))
+    );
+    region.sort((a, b) => groups.indexOf(a) - groups.indexOf(b));
+    return [...own, ...region.flatMap(live)];
   }
 
   /**
@@ -858,15 +868,26 @@ export class Runtime {
         if (!u.dead) u.host.post({ t: "resume", edge: e.id, assignment, add: [], remove });
       }
     };
+    // An instance of the region that dies now would never ack what the pause waits for (its
+    // restart waits for the rescale): nothing has changed yet, so the rescale starts again.
+    const aborted = new Promise<never>((_, reject) =>
+      this.#pauseAbort = () => reject(new Gone("an instance died during the pause"))
+    );
     try {
-      await Promise.all(
-        ups.map(([e, u]) => this.#request(u, { t: "pause", edge: e.id, id: ++this.#reqId })),
-      );
+      await Promise.race([
+        Promise.all(
+          ups.map(([e, u]) => this.#request(u, { t: "pause", edge: e.id, id: ++this.#reqId })),
+        ),
+        aborted,
+      ]);
       this.#refuseFinishing(stage, g, []);
     } catch (error) {
       resume(g.assignment, []);
       if (error instanceof Gone) return this.#ended;
       throw error;
+    } finally {
+      this.#pauseAbort = undefined;
+      aborted.catch(() => {});
     }
     const hashed = g.assignment.length > 0;
     const old = g.assignment;
