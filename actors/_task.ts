@@ -242,7 +242,14 @@ export class Task {
         // Never in the middle of a batch: a snapshot holds the effects of whole batches only.
         const take = () => {
           const state: Record<string, StateSnapshot> = {};
-          for (const op of this.#ops) state[op.spec.stage] = op.snapshot(msg.partitions, msg.drop);
+          for (const op of this.#ops) {
+            try {
+              state[op.spec.stage] = op.snapshot(msg.partitions, msg.drop);
+            } catch (error) {
+              // A `snapshot()` hook that throws fails its stage like any hook; no reply.
+              return this.#fail(new HookFailure(op.spec.stage, error));
+            }
+          }
           if (msg.epoch === undefined) return this.#post({ t: "reply", id: msg.id, state });
           const covered: Held[] = [];
           for (const h of this.#held) {
@@ -891,7 +898,10 @@ export class Task {
     this.#finished = true;
     this.#post({ t: "ending" });
     await this.#head.flush();
-    for (const o of this.#outputs) o.end();
+    // A stateful task ends its outputs only once its final checkpoint is stored: failing before,
+    // its replacement replays to the stages below, which must not have finished yet.
+    const endLast = this.#init.checkpoint === true;
+    if (!endLast) { for (const o of this.#outputs) o.end(); }
     await Promise.all(this.#outputs.map((o) => o.drained()));
     // A stateful task's last acks wait for a final checkpoint.
     this.#busy = false;
@@ -900,6 +910,10 @@ export class Task {
       const empty = new Promise<void>((resolve) => this.#heldWaiters.push(resolve));
       this.#wantCheckpoint();
       await empty;
+    }
+    if (endLast) {
+      for (const o of this.#outputs) o.end();
+      await Promise.all(this.#outputs.map((o) => o.drained()));
     }
     if (this.#dlqWaiting.size > 0 || this.#positions.length > 0) {
       await new Promise<void>((resolve) => this.#quiet = resolve);
