@@ -165,7 +165,7 @@ export class Task {
   #beats: (() => void) | undefined;
   /** No input channel yet, but one will come: an instance above is being restarted. */
   #awaiting = false;
-  /** `stop` came before the source was open: it stops as soon as it is. */
+  /** `stop` came: the source stops pulling once it is open (at once if it is). */
   #stopAsked = false;
   #finished = false;
   #failed = false;
@@ -461,8 +461,9 @@ export class Task {
     if (this.#stopAsked) this.#stopSource();
     this.#post({ t: "ready" });
     if (init.hold) await this.#started;
-    // Every upstream already finished: nothing will ever arrive.
+    // No channel while an upstream instance is being restarted: its replacement connects later.
     this.#awaiting = !this.#source && this.#inputs.length === 0 && !init.upstreamDone;
+    // Every upstream already finished: nothing will ever arrive.
     if (!this.#source && init.inputs.length === 0) {
       this.#enqueue({
         k: "ctl",
