@@ -14,6 +14,7 @@ import {
   type StreamRecord,
 } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
+import { until, within } from "./_wait.ts";
 
 const ref = fixtureRef(new URL("./fixtures/review3_lifecycle_stages.ts", import.meta.url));
 const runtimeRef = fixtureRef(new URL("./fixtures/runtime_stages.ts", import.meta.url));
@@ -40,27 +41,6 @@ function assertAtLeastOnce(got: number[], count: number): void {
 /** run()'s outcome, caught at once so that a rejection is never unhandled. */
 function settle<T>(running: Promise<T>): Promise<T | Error> {
   return running.catch((e: Error) => e);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Resolves with the promise's value, or "timed out" after `ms` (the timer is always cleared). */
-async function within<T>(p: Promise<T>, ms: number): Promise<T | "timed out"> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"timed out">((r) => timer = setTimeout(() => r("timed out"), ms));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function until(cond: () => boolean, ms = 5000, stepMs = 5): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await sleep(stepMs);
-  }
 }
 
 function perms(dir: string) {

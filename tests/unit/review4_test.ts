@@ -4,31 +4,11 @@ import assert from "node:assert/strict";
 import { collect, type Pipeline, pipeline, type PipelineOptions } from "../../mod.ts";
 import { expectedSums, runtimeFixtures, type Sum } from "./_paced.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
+import { sleep, until, within } from "./_wait.ts";
 
 const rt = fixtureRef(runtimeFixtures);
 const r4 = fixtureRef(new URL("./fixtures/review4_stages.ts", import.meta.url));
 const rv3 = fixtureRef(new URL("./fixtures/review3_scaling_stages.ts", import.meta.url));
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Resolves with the promise's value, or "timed out" after `ms` (the timer is always cleared). */
-async function within<T>(p: Promise<T>, ms: number): Promise<T | "timed out"> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"timed out">((r) => timer = setTimeout(() => r("timed out"), ms));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function until(cond: () => boolean, ms = 5000, stepMs = 2): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await sleep(stepMs);
-  }
-}
 
 async function sumsOf(out: { values(): Promise<Sum[]> }): Promise<Record<string, number>> {
   const got: Record<string, number> = {};
