@@ -1,6 +1,13 @@
 // The paced test source of fixtures/runtime_stages.ts (events `{ id, n: id % 7 }` keyed `k<id %
 // keys>`) and the per-key sums a keyed sum over it must end with.
-import { memoryStateBackend, pipeline, stage } from "../../mod.ts";
+import assert from "node:assert/strict";
+import {
+  memoryStateBackend,
+  type Pipeline,
+  pipeline,
+  type PipelineOptions,
+  stage,
+} from "../../mod.ts";
 
 /** What the paced source makes. */
 export type Ev = { id: number; n: number };
@@ -17,12 +24,41 @@ export function expectedSums(count: number, keys: number): Record<string, number
   return sums;
 }
 
-/** The paced source: `count` events over 20 keys, `perPull` a pull, `delayMs` between pulls. */
-export function pacedSource(count: number, perPull: number, delayMs = 0) {
-  return stage<never, Ev>(runtimeFixtures, { count, keys: 20, perPull, delayMs }, {
+/** The paced source: `count` events over `keys` keys, `perPull` a pull, `delayMs` between pulls. */
+export function pacedSource(count: number, perPull: number, delayMs = 0, keys = 20) {
+  return stage<never, Ev>(runtimeFixtures, { count, keys, perPull, delayMs }, {
     kind: "source",
     export: "pacedSource",
   });
+}
+
+/** The per-key sums a keyed sum emitted, each key once (asserted). */
+export async function sumsOf(out: { values(): Promise<Sum[]> }): Promise<Record<string, number>> {
+  const got: Record<string, number> = {};
+  for (const v of await out.values()) {
+    assert.ok(!(v.key in got), `key ${v.key} emitted twice (${got[v.key]} and ${v.sum})`);
+    got[v.key] = v.sum;
+  }
+  return got;
+}
+
+/** A pipeline for fault tests: no signal handlers, and a stop forced after 3 s. */
+export function faultPipeline(
+  mode: "inline" | "workers",
+  extra: PipelineOptions = {},
+): Pipeline {
+  return pipeline({ mode, signals: false, stopTimeoutMs: 3000, ...extra });
+}
+
+/** A fresh directory with the trigger and marker file names of a fault, and access to it. */
+export async function faultFiles(prefix: string) {
+  const dir = await Deno.makeTempDir({ prefix });
+  return {
+    dir,
+    trigger: `${dir}/trigger`,
+    marker: `${dir}/marker`,
+    perms: { read: [dir], write: [dir] },
+  };
 }
 
 /**

@@ -14,11 +14,23 @@ export async function within<T>(p: Promise<T>, ms: number): Promise<T | "timed o
   }
 }
 
-/** Resolves once `cond()` holds, checked every `stepMs`; throws after `ms`. */
-export async function until(cond: () => boolean, ms = 5000, stepMs = 5): Promise<void> {
+/** Rejects, naming `what`, when `p` has not settled within `ms`; else settles as it does. */
+export async function settles<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  const result = await within(p, ms);
+  if (result === "timed out") throw new Error(`${what} did not settle within ${ms} ms`);
+  return result;
+}
+
+/** Resolves once `cond()` holds, checked every `stepMs`; throws, naming `what`, after `ms`. */
+export async function until(
+  cond: () => boolean,
+  ms = 5000,
+  what = "a condition",
+  stepMs = 5,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(stepMs);
   }
 }

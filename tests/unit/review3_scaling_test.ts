@@ -8,47 +8,23 @@ import {
   KvStore,
   memoryStateBackend,
   type Pipeline,
-  pipeline,
   type PipelineOptions,
   type StateBackend,
 } from "../../mod.ts";
-import { expectedSums, runtimeFixtures, type Sum } from "./_paced.ts";
+import {
+  expectedSums,
+  faultFiles,
+  faultPipeline,
+  pacedSource,
+  runtimeFixtures,
+  type Sum,
+  sumsOf,
+} from "./_paced.ts";
+import { settles, sleep, until } from "./_wait.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
 
 const rt = fixtureRef(runtimeFixtures);
 const rv = fixtureRef(new URL("./fixtures/review3_scaling_stages.ts", import.meta.url));
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function paced(count: number, keys = 20, perPull = 100, delayMs = 2) {
-  return rt("pacedSource", { count, keys, perPull, delayMs }, "source");
-}
-
-/** Rejects when `p` has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function sumsOf(out: { values(): Promise<Sum[]> }): Promise<Record<string, number>> {
-  const got: Record<string, number> = {};
-  for (const v of await out.values()) {
-    assert.ok(!(v.key in got), `key ${v.key} emitted twice (${got[v.key]} and ${v.sum})`);
-    got[v.key] = v.sum;
-  }
-  return got;
-}
-
-function base(mode: "inline" | "workers", extra: PipelineOptions = {}): Pipeline {
-  return pipeline({ mode, signals: false, stopTimeoutMs: 3000, ...extra });
-}
 
 /** source → keyBy → sum (apart, rescalable) → collect. */
 function keyedSumPipeline(
@@ -64,8 +40,8 @@ function keyedSumPipeline(
   } = {},
 ) {
   const out = collect<Sum>();
-  const p = base(mode, opts.extra);
-  p.from(paced(count, opts.keys ?? 20, opts.perPull ?? 100, opts.delayMs ?? 2))
+  const p = faultPipeline(mode, opts.extra);
+  p.from(pacedSource(count, opts.perPull ?? 100, opts.delayMs ?? 2, opts.keys ?? 20))
     .keyBy()
     .via(rt("keyedSum", {}), { name: "sum", fuse: false, parallelism: opts.parallelism })
     .to(out.sink);
@@ -80,10 +56,10 @@ for (const mode of ["inline", "workers"] as const) {
     const seen: number[] = [];
     for (const n of [3, 2, 4, 1]) {
       await sleep(150);
-      await within(p.scale("sum", n), 10_000, `scale(sum, ${n})`);
+      await settles(p.scale("sum", n), 10_000, `scale(sum, ${n})`);
       seen.push(n);
     }
-    const summary = await within(running, 15_000, "run()");
+    const summary = await settles(running, 15_000, "run()");
     assert.deepEqual(await sumsOf(out), expectedSums(count, 20));
     void summary;
     await out.clear();
@@ -95,10 +71,10 @@ Deno.test("[workers] run() summary drops the counters of instances retired by sc
   const { p, out } = keyedSumPipeline("workers", count, { delayMs: 8, perPull: 100 });
   const running = p.run();
   await sleep(150);
-  await within(p.scale("sum", 3), 10_000, "scale(sum, 3)");
+  await settles(p.scale("sum", 3), 10_000, "scale(sum, 3)");
   await sleep(400);
-  await within(p.scale("sum", 1), 10_000, "scale(sum, 1)");
-  const summary = await within(running, 15_000, "run()");
+  await settles(p.scale("sum", 1), 10_000, "scale(sum, 1)");
+  const summary = await settles(running, 15_000, "run()");
   assert.deepEqual(await sumsOf(out), expectedSums(count, 20));
   await out.clear();
   // At-least-once: the sum took in every record at least once, and the summary says so.
@@ -117,7 +93,7 @@ for (const mode of ["inline", "workers"] as const) {
     await sleep(100);
     for (const n of [0, -1, 1.5, NaN, Infinity, 17]) {
       await assert.rejects(
-        () => within(p.scale("sum", n), 5000, `scale(sum, ${n})`),
+        () => settles(p.scale("sum", n), 5000, `scale(sum, ${n})`),
         (e: unknown) => {
           assert.ok(e instanceof RangeError, `scale(sum, ${n}) threw ${e}`);
           assert.match(e.message, /Cannot scale "sum": parallelism .* is not within 1\.\.16/);
@@ -127,10 +103,10 @@ for (const mode of ["inline", "workers"] as const) {
     }
     await assert.rejects(() => p.scale("nope", 2), /Cannot scale: no stage "nope"/);
     // Same n: nothing to do.
-    await within(p.scale("sum", 1), 2000, "scale(sum, 1)");
+    await settles(p.scale("sum", 1), 2000, "scale(sum, 1)");
     // And it still scales after all the bad calls.
-    await within(p.scale("sum", 16), 10_000, "scale(sum, 16)");
-    const summary = await within(running, 15_000, "run()");
+    await settles(p.scale("sum", 16), 10_000, "scale(sum, 16)");
+    const summary = await settles(running, 15_000, "run()");
     assert.equal(summary.failures.length, 0);
     assert.deepEqual(await sumsOf(out), expectedSums(count, 20));
     await out.clear();
@@ -145,9 +121,9 @@ for (const mode of ["inline", "workers"] as const) {
     const b = p.scale("sum", 2);
     const c = p.scale("sum", 0).then(() => "resolved", (e) => e);
     const d = p.scale("sum", 3);
-    await within(Promise.all([a, b, d]), 10_000, "scale calls");
+    await settles(Promise.all([a, b, d]), 10_000, "scale calls");
     assert.ok((await c) instanceof RangeError);
-    await within(running, 15_000, "run()");
+    await settles(running, 15_000, "run()");
     assert.deepEqual(await sumsOf(out), expectedSums(count, 20));
     await out.clear();
   });
@@ -155,27 +131,27 @@ for (const mode of ["inline", "workers"] as const) {
   Deno.test(`[${mode}] scale() after the pipeline ended settles at once`, async () => {
     const { p, out } = keyedSumPipeline(mode, 500, { delayMs: 0 });
     await p.run();
-    await within(p.scale("sum", 2).catch(() => {}), 2000, "scale after end");
+    await settles(p.scale("sum", 2).catch(() => {}), 2000, "scale after end");
     await out.clear();
   });
 
   Deno.test(`[${mode}] scaling a stateless stage 2→3→1 between source and a keyed sum loses nothing`, async () => {
     const count = 20_000;
     const out = collect<Sum>();
-    const p = base(mode);
-    p.from(paced(count, 20, 100, 6))
+    const p = faultPipeline(mode);
+    p.from(pacedSource(count, 100, 6))
       .via(rv("relay", {}), { name: "relay", parallelism: 2 })
       .keyBy()
       .via(rt("keyedSum", {}), { name: "sum", fuse: false })
       .to(out.sink);
     const running = p.run();
     await sleep(100);
-    await within(p.scale("relay", 3), 10_000, "scale(relay, 3)");
+    await settles(p.scale("relay", 3), 10_000, "scale(relay, 3)");
     await sleep(150);
-    await within(p.scale("relay", 1), 10_000, "scale(relay, 1)");
+    await settles(p.scale("relay", 1), 10_000, "scale(relay, 1)");
     await sleep(100);
-    await within(p.scale("sum", 2), 10_000, "scale(sum, 2)");
-    await within(running, 15_000, "run()");
+    await settles(p.scale("sum", 2), 10_000, "scale(sum, 2)");
+    await settles(running, 15_000, "run()");
     // The pause drains every in-flight batch, so nothing is replayed: exact.
     assert.deepEqual(await sumsOf(out), expectedSums(count, 20));
     await out.clear();
@@ -191,10 +167,10 @@ for (const mode of ["inline", "workers"] as const) {
     const running = p.run();
     for (const n of [3, 4, 7, 2]) {
       await sleep(100);
-      await within(p.scale("sum", n), 10_000, `scale(sum, ${n})`);
+      await settles(p.scale("sum", n), 10_000, `scale(sum, ${n})`);
     }
     await assert.rejects(() => p.scale("sum", 8), /not within 1\.\.7/);
-    await within(running, 15_000, "run()");
+    await settles(running, 15_000, "run()");
     assert.deepEqual(await sumsOf(out), expectedSums(count, 50));
     await out.clear();
   });
@@ -243,32 +219,14 @@ async function settleScaled(
 ): Promise<void> {
   try {
     scaled.catch(() => {});
-    await within(running, 7000, "run()");
+    await settles(running, 7000, "run()");
     if (crashed) assert.ok((p.counters()[crashed]?.restarts ?? 0) >= 1, `${crashed} crashed`);
     assert.deepEqual(await sumsOf(out), expectedSums(count, 20));
-    await within(scaled, 1000, what);
+    await settles(scaled, 1000, what);
   } finally {
     await p.stop().catch(() => {});
     await out.clear();
   }
-}
-
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(1);
-  }
-}
-
-async function faultFiles() {
-  const dir = await Deno.makeTempDir({ prefix: "review3-" });
-  return {
-    dir,
-    trigger: `${dir}/trigger`,
-    marker: `${dir}/marker`,
-    perms: { read: [dir], write: [dir] },
-  };
 }
 
 for (const mode of ["inline", "workers"] as const) {
@@ -279,10 +237,10 @@ for (const mode of ["inline", "workers"] as const) {
     sanitizeResources: false,
     fn: async () => {
       const count = 20_000;
-      const f = await faultFiles();
+      const f = await faultFiles("review3-");
       const out = collect<Sum>();
-      const p = base(mode);
-      p.from(paced(count, 20, 100, 2))
+      const p = faultPipeline(mode);
+      p.from(pacedSource(count, 100, 2))
         // Its close() takes 600 ms: the restart (and the restart of the sum below) waits for it.
         .via(rv("relay", { trigger: f.trigger, marker: f.marker, closeMs: 600 }), {
           name: "relay",
@@ -317,10 +275,10 @@ for (const mode of ["inline", "workers"] as const) {
     sanitizeResources: false,
     fn: async () => {
       const count = 20_000;
-      const f = await faultFiles();
+      const f = await faultFiles("review3-");
       const out = collect<Sum>();
-      const p = base(mode);
-      p.from(paced(count, 20, 100, 2))
+      const p = faultPipeline(mode);
+      p.from(pacedSource(count, 100, 2))
         .keyBy()
         .via(rv("tickSum", { trigger: f.trigger, marker: f.marker, closeMs: 600 }), {
           name: "sum",
@@ -353,13 +311,13 @@ for (const mode of ["inline", "workers"] as const) {
     sanitizeResources: false,
     fn: async () => {
       const count = 6000;
-      const f = await faultFiles();
+      const f = await faultFiles("review3-");
       const out = collect<Sum>();
-      const p = base(mode);
+      const p = faultPipeline(mode);
       // A slow source: the relay is idle most of the time, so its tick runs at once. (Inline, the
       // crash lands inside the scale most runs, not all: the tick waits while the relay's loop
       // waits on its paused output. In workers the timer crash lands there every time.)
-      p.from(paced(count, 20, 100, 20))
+      p.from(pacedSource(count, 100, 20))
         // Throws from onTick once the trigger exists: created by a new sum instance as it opens,
         // i.e. while scale() is under way (after the pause, before state moves).
         // (In workers, from a timer: the relay's loop may wait on its paused output, ticks too.)
@@ -407,10 +365,10 @@ for (const mode of ["inline", "workers"] as const) {
     sanitizeResources: false,
     fn: async () => {
       const count = 6000;
-      const f = await faultFiles();
+      const f = await faultFiles("review3-");
       const out = collect<Sum>();
-      const p = base(mode);
-      p.from(paced(count, 20, 100, 20))
+      const p = faultPipeline(mode);
+      p.from(pacedSource(count, 100, 20))
         .keyBy()
         // Instance 0 throws from onTick once the trigger exists: created by a new instance as it
         // opens, i.e. while scale() is under way (after the pause, before state moves).
@@ -456,8 +414,8 @@ for (const mode of ["inline", "workers"] as const) {
       const count = 2000;
       const dir = await Deno.makeTempDir({ prefix: "review3-" });
       const path = `${dir}/out.ndjson`;
-      const p = base(mode);
-      p.from(paced(count, 20, 500, 0))
+      const p = faultPipeline(mode);
+      p.from(pacedSource(count, 500, 0))
         .keyBy()
         .via(rt("keyedSum", {}), { name: "sum", fuse: false })
         .to(rv("slowCollect", { path, delayMs: 1500 }, "sink"), {
@@ -472,11 +430,11 @@ for (const mode of ["inline", "workers"] as const) {
       try {
         // Its state is being emitted: refused, clearly, and the run ends as if it had not been asked.
         await assert.rejects(
-          within(scaled, 8000, "scale(sum, 2) near the end"),
+          settles(scaled, 8000, "scale(sum, 2) near the end"),
           RangeError,
           'Cannot scale "sum": its input has ended, it is finishing',
         );
-        await within(running, 7000, "run()");
+        await settles(running, 7000, "run()");
         const text = await Deno.readTextFile(path).catch(() => "");
         const got: Record<string, number> = {};
         for (const l of text.split("\n").filter(Boolean)) {
@@ -505,17 +463,17 @@ for (const backend of ["memory", "kv"] as const) {
       const count = 6000;
       const run = async (parallelism: number, restoreState: boolean, scaleTo?: number) => {
         const out = collect<Sum>();
-        const p = base("workers", { name: `review3-${backend}`, state, restoreState });
-        p.from(paced(count, 20, 100, scaleTo ? 12 : 0))
+        const p = faultPipeline("workers", { name: `review3-${backend}`, state, restoreState });
+        p.from(pacedSource(count, 100, scaleTo ? 12 : 0))
           .keyBy()
           .via(rt("keyedSum", {}), { name: "sum", fuse: false, parallelism })
           .to(out.sink);
         const running = p.run();
         if (scaleTo) {
           await sleep(150);
-          await within(p.scale("sum", scaleTo), 10_000, "scale");
+          await settles(p.scale("sum", scaleTo), 10_000, "scale");
         }
-        await within(running, 15_000, "run()");
+        await settles(running, 15_000, "run()");
         const sums = await sumsOf(out);
         await out.clear();
         return sums;
@@ -543,8 +501,8 @@ Deno.test("[inline] restoreState under another partition count is refused, namin
   const count = 3000;
   const run = async (partitions: number, restoreState: boolean) => {
     const out = collect<Sum>();
-    const p = base("inline", { name: "review3-parts", state, restoreState, partitions });
-    p.from(paced(count, 20, 100, 0)).keyBy()
+    const p = faultPipeline("inline", { name: "review3-parts", state, restoreState, partitions });
+    p.from(pacedSource(count, 100, 0)).keyBy()
       .via(rt("keyedSum", {}), { name: "sum", fuse: false, parallelism: 2 })
       .to(out.sink);
     try {

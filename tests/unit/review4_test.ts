@@ -1,41 +1,20 @@
 // Review 4: adversarial tests of the supervision / shutdown / rescale changes (45c5a5e..HEAD).
 // Each test marked "(was a bug)" failed on the code as reviewed (c45c46f).
 import assert from "node:assert/strict";
-import { collect, type Pipeline, pipeline, type PipelineOptions } from "../../mod.ts";
-import { expectedSums, runtimeFixtures, type Sum } from "./_paced.ts";
+import { collect } from "../../mod.ts";
+import {
+  expectedSums,
+  faultFiles,
+  faultPipeline,
+  pacedSource,
+  type Sum,
+  sumsOf,
+} from "./_paced.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
 import { sleep, until, within } from "./_wait.ts";
 
-const rt = fixtureRef(runtimeFixtures);
 const r4 = fixtureRef(new URL("./fixtures/review4_stages.ts", import.meta.url));
 const rv3 = fixtureRef(new URL("./fixtures/review3_scaling_stages.ts", import.meta.url));
-
-async function sumsOf(out: { values(): Promise<Sum[]> }): Promise<Record<string, number>> {
-  const got: Record<string, number> = {};
-  for (const v of await out.values()) {
-    assert.ok(!(v.key in got), `key ${v.key} emitted twice (${got[v.key]} and ${v.sum})`);
-    got[v.key] = v.sum;
-  }
-  return got;
-}
-
-function base(mode: "inline" | "workers", extra: PipelineOptions = {}): Pipeline {
-  return pipeline({ mode, signals: false, stopTimeoutMs: 3000, ...extra });
-}
-
-function paced(count: number, keys = 20, perPull = 100, delayMs = 1) {
-  return rt("pacedSource", { count, keys, perPull, delayMs }, "source");
-}
-
-async function faultFiles() {
-  const dir = await Deno.makeTempDir({ prefix: "review4-" });
-  return {
-    dir,
-    trigger: `${dir}/trigger`,
-    marker: `${dir}/marker`,
-    perms: { read: [dir], write: [dir] },
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // A failure that lands in step 1 of a rescale (the pause) deadlocks it
@@ -49,10 +28,10 @@ for (const mode of ["inline", "workers"] as const) {
     sanitizeResources: false,
     fn: async () => {
       const count = 20_000;
-      const f = await faultFiles();
+      const f = await faultFiles("review4-");
       const out = collect<Sum>();
-      const p = base(mode);
-      p.from(paced(count))
+      const p = faultPipeline(mode);
+      p.from(pacedSource(count, 100, 1))
         .keyBy()
         // 15 ms a batch: its mailbox stays full, so the pause (everything sent to it acked) takes
         // a few hundred ms; it fails on its next batch once the trigger exists.
@@ -95,10 +74,10 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const count = 20_000;
-    const f = await faultFiles();
+    const f = await faultFiles("review4-");
     const out = collect<Sum>();
-    const p = base("workers");
-    p.from(paced(count))
+    const p = faultPipeline("workers");
+    p.from(pacedSource(count, 100, 1))
       // Not in the rescaled region (it is not directly above the sum). Its failure (an uncaught
       // throw from a timer, once the trigger exists) takes the stateful sum below it down too,
       // whose restart is held by the rescale.
@@ -143,10 +122,10 @@ for (const mode of ["inline", "workers"] as const) {
     sanitizeResources: false,
     fn: async () => {
       const count = 20_000;
-      const f = await faultFiles();
+      const f = await faultFiles("review4-");
       const out = collect<Sum>();
-      const p = base(mode);
-      p.from(paced(count))
+      const p = faultPipeline(mode);
+      p.from(pacedSource(count, 100, 1))
         // Fails once from beforeBatch once the trigger exists.
         .via(rv3("relay", { trigger: f.trigger, marker: f.marker }), {
           name: "top",
@@ -192,8 +171,8 @@ for (const mode of ["inline", "workers"] as const) {
   Deno.test(`[${mode}] a RetriableError thrown by flush() after emitting: retried, each key once`, async () => {
     const count = 3000;
     const out = collect<Sum>();
-    const p = base(mode);
-    p.from(paced(count, 20, 100, 0)).keyBy()
+    const p = faultPipeline(mode);
+    p.from(pacedSource(count, 100, 0)).keyBy()
       .via(r4("flakyFlushSum", { failures: 2 }), { name: "sum", fuse: false, parallelism: 2 })
       .to(out.sink);
     try {
