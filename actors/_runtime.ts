@@ -64,7 +64,12 @@ interface Instance {
 }
 
 /** A request's instance died before it replied. */
-class Gone extends Error {}
+class Gone extends Error {
+  /** The error for a request to `inst`. */
+  static of(inst: Instance): Gone {
+    return new Gone(`instance ${inst.index} of "${inst.group.id}" is gone`);
+  }
+}
 
 /** What a finished run reports. */
 export interface RunSummary {
@@ -479,7 +484,7 @@ export class Runtime {
   #request(inst: Instance, message: ToTask & { id: number }): Promise<FromTask & { t: "reply" }> {
     return new Promise((resolve, reject) => {
       if (inst.dead) {
-        return reject(new Gone(`instance ${inst.index} of "${inst.group.id}" is gone`));
+        return reject(Gone.of(inst));
       }
       this.#replies.set(message.id, (m) => {
         inst.waiting.delete(message.id);
@@ -501,7 +506,7 @@ export class Runtime {
   #abandon(inst: Instance): void {
     for (const [id, reject] of inst.waiting) {
       this.#replies.delete(id);
-      reject(new Gone(`instance ${inst.index} of "${inst.group.id}" is gone`));
+      reject(Gone.of(inst));
     }
     inst.waiting.clear();
   }
@@ -834,7 +839,12 @@ export class Runtime {
         }
         return false;
       });
-    while (!this.#ended && unsettled()) await new Promise((r) => setTimeout(r, 5));
+    await this.#whilst(unsettled);
+  }
+
+  /** Waits while `busy()` holds (checked every 5 ms), or until the pipeline ends. */
+  async #whilst(busy: () => boolean): Promise<void> {
+    while (!this.#ended && busy()) await new Promise((r) => setTimeout(r, 5));
   }
 
   /**
@@ -915,9 +925,7 @@ export class Runtime {
     // 2. Start new instances (scale up).
     for (let i = oldN; i < n; i++) this.#spawn(g, i);
     const list = this.#instances.get(g)!;
-    while (!this.#ended && list.slice(0, n).some((x) => !x.ready && !x.dead)) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await this.#whilst(() => list.slice(0, n).some((x) => !x.ready && !x.dead));
     // 3. Move keyed state through the state backend: the old owner writes (and drops) the
     //    partitions it gives up, each new owner reads those it gains.
     if (next.length > 0) {
@@ -999,9 +1007,7 @@ export class Runtime {
       if (this.#ended) return;
       this.#spawn(g, i, restore);
     }
-    while (!this.#ended && list.some((x) => !x.ready && !x.dead)) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await this.#whilst(() => list.some((x) => !x.ready && !x.dead));
   }
 }
 
