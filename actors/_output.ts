@@ -23,12 +23,15 @@ export class OutEdge {
   #heldEnd = false;
   /** The stream has ended: a channel added later (a rescale) is ended at once. */
   #ended = false;
+  /** Downstream instances that had everything already: what would go to them is dropped. */
+  readonly #finished: Set<number>;
 
   constructor(spec: RouteSpec, instance: number, partitions: number) {
     this.spec = spec;
     this.#instance = instance;
     this.#partitions = partitions;
     this.#assignment = spec.assignment;
+    this.#finished = new Set(spec.finished ?? []);
     for (const [to, port] of spec.ports) this.connect(to, port);
   }
 
@@ -45,9 +48,10 @@ export class OutEdge {
     }
   }
 
-  #sender(to: number): Sender {
+  #sender(to: number): Sender | undefined {
     const sender = this.senders.get(to);
     if (!sender) {
+      if (this.#finished.has(to)) return undefined;
       throw new Error(`Cannot route record: no channel to instance ${to} on ${this.spec.edge}`);
     }
     return sender;
@@ -56,7 +60,7 @@ export class OutEdge {
   #route(records: StreamRecord<unknown>[], token: Token): void {
     if (this.spec.mode === "hash") {
       for (const r of records) {
-        this.#sender(this.#assignment[partitionOf(r.key ?? "", this.#partitions)] ?? 0).push(
+        this.#sender(this.#assignment[partitionOf(r.key ?? "", this.#partitions)] ?? 0)?.push(
           r,
           token,
         );
@@ -71,7 +75,7 @@ export class OutEdge {
       to = ids[this.#round++ % ids.length]!;
     }
     const sender = this.#sender(to);
-    for (const r of records) sender.push(r, token);
+    if (sender) { for (const r of records) sender.push(r, token); }
   }
 
   /** Routes records; the token is held until each is acked downstream. */
@@ -161,6 +165,16 @@ export class OutEdge {
   ack(to: number, seqs: number[]): void {
     const sender = this.senders.get(to);
     for (const seq of seqs) sender?.ack(seq);
+  }
+
+  /**
+   * Downstream instance `to` is gone after it passed on everything it got: what is kept for it
+   * counts as acked, and what a replay would route to it is dropped.
+   */
+  drop(to: number): void {
+    this.senders.get(to)?.settle();
+    this.senders.delete(to);
+    this.#finished.add(to);
   }
 
   /** Free credits summed over channels. */

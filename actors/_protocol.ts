@@ -32,6 +32,11 @@ export interface RouteSpec {
   lingerMs: number;
   /** Side output name this edge carries ("" for the main output). */
   side: string;
+  /**
+   * Downstream instances that have finished: they had everything an earlier incarnation of this
+   * task sent them, so what a replay would route to them is dropped.
+   */
+  finished?: number[];
 }
 
 /** One input channel. */
@@ -60,6 +65,8 @@ export interface TaskInit {
   idleTimeoutMs: number;
   /** How long the stages' `close()` hooks may take at the end of input (the pipeline's stop timeout). */
   closeTimeoutMs: number;
+  /** When a `stop()` under way is forced (ms since the epoch): `close()` hooks end before it. */
+  stopBy?: number;
   /**
    * Every instance above has finished: with no input channel, nothing will ever arrive. False
    * while one is dead and yet to be restarted (its replacement connects later).
@@ -139,6 +146,11 @@ export type ToTask =
     sender: number;
   }
   | { t: "dropIn"; edge: string; from: number }
+  /**
+   * Downstream instance `to` failed after it had passed everything on, and every instance below
+   * it finished: what is kept for it is done, nothing more goes to it.
+   */
+  | { t: "dropOut"; edge: string; to: number }
   | { t: "pause"; edge: string; id: number }
   | {
     t: "resume";
@@ -160,6 +172,8 @@ export type ToTask =
   | { t: "restore"; id: number; state: Record<string, StateSnapshot>; owned: number[] }
   | { t: "retire"; id: number }
   | { t: "stop" }
+  /** A `stop()` is under way, forced at `at` (ms since the epoch): `close()` hooks end before. */
+  | { t: "stopBy"; at: number }
   | { t: "start" }
   /** Stop at once: the task closes its stages (bounded) and answers `closed`. */
   | { t: "kill" }

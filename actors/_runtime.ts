@@ -111,6 +111,8 @@ export class Runtime {
   /** Resolves once every instance has ended after the run did (stages closed, workers gone). */
   #finished: Promise<void> | undefined;
   #stopping = false;
+  /** When the `stop()` under way is forced (ms since the epoch). */
+  #stopBy: number | undefined;
   #stopped: Promise<void> | undefined;
   /** A rescale under way: restarts in the stage or above it wait for it. */
   #scaling: Promise<void> | undefined;
@@ -349,10 +351,16 @@ export class Runtime {
     const outputs: RouteSpec[] = [];
     for (const e of this.#plan.edges.filter((x) => x.from === g)) {
       const ports: [number, MessagePort][] = [];
+      const finished: number[] = [];
       const down = this.#live(e.to);
       const targets = down.length > 0 ? down.map((d) => d.index) : [];
       for (const b of targets) {
         if (!this.#connected(e, index, b)) continue;
+        // It had everything the instance this one replaces sent it: a replay would go nowhere.
+        if (down.find((x) => x.index === b)!.done) {
+          finished.push(b);
+          continue;
+        }
         const ch = new MessageChannel();
         ports.push([b, ch.port1]);
         transfer.push(ch.port1);
@@ -376,6 +384,7 @@ export class Runtime {
         batchSize: g.options.batchSize,
         lingerMs: g.options.lingerMs,
         side: e.side,
+        finished,
       });
     }
     const now = Date.now();
@@ -420,6 +429,7 @@ export class Runtime {
       outputs,
       heartbeatMs: this.#o.heartbeatMs,
       closeTimeoutMs: this.#o.stopTimeoutMs,
+      stopBy: this.#stopBy,
       upstreamDone,
       idleTimeoutMs: g.options.idleTimeoutMs,
       restore,
@@ -512,12 +522,14 @@ export class Runtime {
   }
 
   #watch(): void {
-    if (this.#o.mode !== "workers" || this.#ended) return;
+    if (this.#ended) return;
+    // Inline, a stage shares the main thread: no heartbeat to miss, but an open() may never end.
+    const beats = this.#o.mode === "workers";
     const now = Date.now();
     for (const list of this.#instances.values()) {
       for (const inst of list) {
         if (!inst || inst.dead || inst.done) continue;
-        if (inst.ready && now - inst.lastHb > 2 * this.#o.heartbeatMs) {
+        if (beats && inst.ready && now - inst.lastHb > 2 * this.#o.heartbeatMs) {
           inst.host.abort(); // hung: it would not close its stages anyway
           this.#failure(
             inst,
@@ -546,6 +558,12 @@ export class Runtime {
     this.#end(inst);
     this.#remember(inst);
     this.#failures.push({ stage, instance: inst.index, code, message, at: now });
+    if (this.#spent(inst)) {
+      // It failed after it passed everything on (its last ack, say): nothing is left to replay.
+      this.#release(inst);
+      this.#maybeDone();
+      return;
+    }
     // The stage that failed is supervised by its own options, also when it runs fused.
     const own = g.supervision.has(stage) ? stage : g.specs[0]!.stage;
     const sup = g.supervision.get(own) ?? g.options;
@@ -611,6 +629,30 @@ export class Runtime {
       }
     }, delay);
     this.#restartTimers.add(timer);
+  }
+
+  /**
+   * Whether `inst` had passed everything on: it has outputs, and every instance they reach has
+   * finished (each had the end of its stream from `inst`, after all the rest).
+   */
+  #spent(inst: Instance): boolean {
+    const edges = this.#plan.edges.filter((e) => e.from === inst.group);
+    return edges.length > 0 &&
+      edges.every((e) =>
+        (this.#instances.get(e.to) ?? []).every((d) =>
+          !d || !this.#connected(e, inst.index, d.index) || (d.done && !d.dead)
+        )
+      );
+  }
+
+  /** Tells the instances above a spent one that what they keep for it is done. */
+  #release(inst: Instance): void {
+    for (const e of this.#plan.edges.filter((x) => x.to === inst.group)) {
+      for (const up of this.#live(e.from)) {
+        if (up.done || !this.#connected(e, up.index, inst.index)) continue;
+        up.host.post({ t: "dropOut", edge: e.id, to: inst.index });
+      }
+    }
   }
 
   /**
@@ -762,11 +804,15 @@ export class Runtime {
   async #stop(): Promise<void> {
     if (this.#ended) return await this.#finished;
     this.#stopping = true;
-    for (const g of this.#plan.groups) {
-      if (g.specs[0]!.kind !== "source") continue;
-      for (const inst of this.#live(g)) inst.host.post({ t: "stop" });
-    }
     const deadline = Date.now() + this.#o.stopTimeoutMs;
+    this.#stopBy = deadline;
+    for (const g of this.#plan.groups) {
+      for (const inst of this.#live(g)) {
+        // The stages' close() hooks at the end of the drain get what is left of the stop's time.
+        inst.host.post({ t: "stopBy", at: deadline });
+        if (g.specs[0]!.kind === "source") inst.host.post({ t: "stop" });
+      }
+    }
     while (!this.#ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     if (!this.#ended) {
       this.#fail(

@@ -95,6 +95,11 @@ export class Sender {
     if (this.#replay.length > 0) this.#replay = this.#replay.filter((b) => b.seq !== seq);
     for (const token of batch.tokens) token.release();
     this.#pump();
+    this.#idle();
+  }
+
+  /** Wakes those waiting for `drained()` once nothing is queued or unacked. */
+  #idle(): void {
     if (this.#unacked.size === 0 && this.#queue.length === 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
@@ -203,6 +208,7 @@ export class Sender {
   }
 
   #post(message: ToReceiver): void {
+    if (this.#closed) return;
     this.#port.postMessage(message);
   }
 
@@ -264,6 +270,24 @@ export class Sender {
     }
     if (this.#ended && this.#queue.length === 0) this.#afterReplay.push({ t: "eos" });
     this.#pump();
+  }
+
+  /**
+   * The receiver is gone, having passed on everything it got: every batch kept for it counts as
+   * acked, and whatever is still queued or open is dropped with it (the stream ended before it).
+   */
+  settle(): void {
+    this.close();
+    for (const batch of this.#queue.splice(0)) for (const token of batch.tokens) token.release();
+    for (const token of this.#openTokens) token.release();
+    this.#open = [];
+    this.#openTokens.clear();
+    this.#lastToken = undefined;
+    this.#replay = [];
+    this.#afterReplay = [];
+    for (const seq of [...this.#unacked.keys()]) this.ack(seq);
+    this.#pump();
+    this.#idle();
   }
 
   /** Stops listening and closes the port. */

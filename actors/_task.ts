@@ -114,6 +114,12 @@ const IDLE_CHECKPOINT_MS = 10;
 /** Longest a task runs work back to back before it lets control messages and timers in, ms. */
 const YIELD_MS = 4;
 
+/**
+ * What a task leaves of a stop's time when it bounds its `close()` hooks, ms: enough to report
+ * and be done before the supervisor forces the stop.
+ */
+const STOP_MARGIN_MS = 50;
+
 /** How long a killed or failed task waits for its stages' `close()` hooks before giving up. */
 export const CLOSE_TIMEOUT_MS = 1000;
 
@@ -121,6 +127,8 @@ export const CLOSE_TIMEOUT_MS = 1000;
 export class Task {
   readonly #control: ControlPort;
   #init!: TaskInit;
+  /** When the supervisor forces the `stop()` under way (ms since the epoch), if one is. */
+  #stopBy: number | undefined;
   readonly #queue: Work[] = [];
   #wake: (() => void) | undefined;
   /** Held input batches that stalled upstream once, halved (see the idle checkpoint in #loop). */
@@ -317,6 +325,9 @@ export class Task {
       case "acked":
         this.#outputs.find((o) => o.spec.edge === msg.edge)?.ack(msg.to, msg.seqs);
         break;
+      case "dropOut":
+        this.#outputs.find((o) => o.spec.edge === msg.edge)?.drop(msg.to);
+        break;
       case "restore":
         this.#enqueue({
           k: "ctl",
@@ -346,6 +357,9 @@ export class Task {
       case "stop":
         this.#stopAsked = true;
         this.#stopSource();
+        break;
+      case "stopBy":
+        this.#stopBy = msg.at;
         break;
       case "dlqAck": {
         const token = this.#dlqWaiting.get(msg.id);
@@ -397,6 +411,7 @@ export class Task {
 
   async #start(init: TaskInit): Promise<void> {
     this.#init = init;
+    this.#stopBy ??= init.stopBy;
     const services = this.#services();
     for (const spec of init.outputs) {
       this.#outputs.push(new OutEdge(spec, init.instance, init.partitions));
@@ -944,12 +959,18 @@ export class Task {
       }
       current = undefined;
     })();
+    // During a stop(), the hooks end in time for the task to be done before the stop is forced.
+    const limit = Math.max(
+      0,
+      Math.min(this.#init.closeTimeoutMs, (this.#stopBy ?? Infinity) - Date.now() - STOP_MARGIN_MS),
+    );
     let cancel: (() => void) | undefined;
-    const late = new Promise<void>((resolve) => cancel = after(this.#init.closeTimeoutMs, resolve));
+    const late = new Promise<void>((resolve) => cancel = after(limit, resolve));
     await Promise.race([closing, late]);
     cancel?.();
     if (current !== undefined) {
-      const message = `close() is still running after ${this.#init.closeTimeoutMs} ms`;
+      const why = limit < this.#init.closeTimeoutMs ? " (the stop's time is up)" : "";
+      const message = `close() is still running after ${Math.round(limit)} ms${why}`;
       errors.push([current, { code: "E_CLOSE_TIMEOUT", message }]);
     }
     this.#reportCloseErrors(errors);

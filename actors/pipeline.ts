@@ -29,7 +29,7 @@ export interface PipelineOptions {
   partitions?: number;
   /** Heartbeat period of workers; two missed beats mark a worker hung. Default 1000 ms. */
   heartbeatMs?: number;
-  /** Time a worker may take to load and open its stages. Default 30 000 ms. */
+  /** Time an instance may take to load and open its stages (in either mode), else it is replaced. Default 30 000 ms. */
   startTimeoutMs?: number;
   /** Bound on the graceful drain of `stop()`. Default 30 000 ms. */
   stopTimeoutMs?: number;
