@@ -1,6 +1,6 @@
 // Hosting of one task: a module Web Worker with least permissions, or inline on the main thread.
 import type { StagePermissions } from "./stage.ts";
-import type { FromTask, StageSpec, ToTask } from "./_protocol.ts";
+import type { FromTask, StageCounters, StageSpec, ToTask } from "./_protocol.ts";
 import { CLOSE_TIMEOUT_MS, Task } from "./_task.ts";
 import { SluiceError } from "./errors.ts";
 
@@ -9,9 +9,10 @@ export interface TaskHost {
   post(message: ToTask, transfer?: Transferable[]): void;
   /**
    * Kills the task: it stops at once and closes its stages (bounded by `CLOSE_TIMEOUT_MS`), then
-   * its worker ends. Resolves then, or after {@linkcode KILL_GRACE_MS} at the latest.
+   * its worker ends. Resolves then, with the task's last counters, or after
+   * {@linkcode KILL_GRACE_MS} at the latest, without.
    */
-  terminate(): Promise<void>;
+  terminate(): Promise<Counts | undefined>;
   /** Ends the task's worker at once, no hook called: for a worker that is hung or gone. */
   abort(): void;
 }
@@ -19,14 +20,20 @@ export interface TaskHost {
 /** How long a killed task may take to close its stages before its worker is ended anyway. */
 export const KILL_GRACE_MS = CLOSE_TIMEOUT_MS + 500;
 
+/** A task's counters, per stage of its chain. */
+type Counts = Record<string, StageCounters>;
+
 /** Waits for `closed` after `kill`, at most {@linkcode KILL_GRACE_MS}; `closed()` ends the wait. */
-function killWaiter(): { ended: Promise<void>; closed: () => void } {
-  let closed!: () => void;
-  const ended = new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, KILL_GRACE_MS);
-    closed = () => {
+function killWaiter(): {
+  ended: Promise<Counts | undefined>;
+  closed: (counters?: Counts) => void;
+} {
+  let closed!: (counters?: Counts) => void;
+  const ended = new Promise<Counts | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), KILL_GRACE_MS);
+    closed = (counters) => {
       clearTimeout(timer);
-      resolve();
+      resolve(counters);
     };
   });
   return { ended, closed };
@@ -100,7 +107,7 @@ export function workerHost(
   } as WorkerOptions);
   let kill: ReturnType<typeof killWaiter> | undefined;
   worker.onmessage = (e: MessageEvent<FromTask>) => {
-    if (e.data.t === "closed") kill?.closed();
+    if (e.data.t === "closed") kill?.closed(e.data.counters);
     else onMessage(e.data);
   };
   worker.onerror = (e: ErrorEvent) => {
@@ -108,20 +115,23 @@ export function workerHost(
     onCrash(e.message || "worker failed");
   };
   worker.onmessageerror = () => onCrash("a message could not be deserialised");
-  let ended: Promise<void> | undefined;
+  let ended: Promise<Counts | undefined> | undefined;
   return {
     post: (message, transfer = []) => worker.postMessage(message, transfer),
     terminate: () => {
       if (ended) return ended;
       kill = killWaiter();
       worker.postMessage({ t: "kill" } satisfies ToTask);
-      ended = kill.ended.then(() => worker.terminate());
+      ended = kill.ended.then((counters) => {
+        worker.terminate();
+        return counters;
+      });
       return ended;
     },
     abort: () => {
       worker.terminate();
       kill?.closed();
-      ended ??= Promise.resolve();
+      ended ??= Promise.resolve(undefined);
     },
   };
 }
@@ -135,14 +145,14 @@ export function inlineHost(onMessage: (m: FromTask) => void): TaskHost {
   let kill: ReturnType<typeof killWaiter> | undefined;
   channel.port1.onmessage = (e: MessageEvent<ToTask>) => task.handle(e.data);
   channel.port2.onmessage = (e: MessageEvent<FromTask>) => {
-    if (e.data.t === "closed") kill?.closed();
+    if (e.data.t === "closed") kill?.closed(e.data.counters);
     else onMessage(e.data);
   };
   const end = () => {
     channel.port1.close();
     channel.port2.close();
   };
-  let ended: Promise<void> | undefined;
+  let ended: Promise<Counts | undefined> | undefined;
   return {
     post: (message, transfer = []) => channel.port2.postMessage(message, transfer),
     // The task stops at once; the control channel stays open until it reported its stages closed.
@@ -150,14 +160,17 @@ export function inlineHost(onMessage: (m: FromTask) => void): TaskHost {
       if (ended) return ended;
       kill = killWaiter();
       void task.kill();
-      ended = kill.ended.then(end);
+      ended = kill.ended.then((counters) => {
+        end();
+        return counters;
+      });
       return ended;
     },
     abort: () => {
       void task.kill();
       end();
       kill?.closed();
-      ended ??= Promise.resolve();
+      ended ??= Promise.resolve(undefined);
     },
   };
 }

@@ -308,6 +308,8 @@ export class ProcessorOp extends Op {
       // A long batch still beats: a slow but live stage is not mistaken for a hung one.
       if ((i & 255) === 255) this.services.beat();
       // `attempt` counts failures towards maxRetries, `transient` the faults retried beside them.
+      // What a failed attempt emitted, sent aside or dead-lettered is dropped with it.
+      const sides = ctx.side.length, deads = ctx.dead.length;
       for (let attempt = 1, transient = 0;; attempt++) {
         try {
           let result = hooks.process(record, ctx);
@@ -323,6 +325,8 @@ export class ProcessorOp extends Op {
           break;
         } catch (error) {
           ctx.out.length = 0;
+          ctx.side.length = sides;
+          ctx.dead.length = deads;
           this.counters.failed++;
           if (isRetriable(error)) {
             await this.pause(++transient, error);
@@ -449,12 +453,17 @@ export class SinkOp extends Op {
     const started = performance.now();
     this.counters.in += records.length;
     const failed: [StreamRecord<unknown>, ErrorInfo, number][] = [];
+    const ctx = this.ctx;
+    // What a failed write dead-lettered or sent aside is dropped with it.
+    const sides = ctx.side.length, deads = ctx.dead.length;
     let attempt = 0;
     for (;;) {
       try {
         await this.#write(records);
         break;
       } catch (error) {
+        ctx.side.length = sides;
+        ctx.dead.length = deads;
         attempt++;
         this.counters.failed++;
         if (isRetriable(error) || attempt <= this.spec.maxRetries) {
@@ -464,17 +473,23 @@ export class SinkOp extends Op {
         if (this.services.signal.aborted) throw new HookFailure(this.spec.stage, error);
         // Isolate the bad records: write one by one, dead-letter those that still fail.
         for (const record of records) {
+          const side = ctx.side.length, dead = ctx.dead.length;
           try {
             await this.#write([record]);
           } catch (e) {
+            ctx.side.length = side;
+            ctx.dead.length = dead;
+            this.counters.failed++;
             failed.push([record, toErrorInfo(e), attempt + 1]);
           }
         }
         break;
       }
     }
+    // Written: all but those it dead-lettered, itself or for failing.
+    const written = records.length - failed.length - (ctx.dead.length - deads);
     this.settle(token, failed);
-    this.counters.out += records.length - failed.length;
+    this.counters.out += written;
     observe(this.counters, performance.now() - started);
   }
 

@@ -192,6 +192,8 @@ export type FromTask =
     record?: StreamRecord<unknown>;
     /** The stage cannot start (config, permission): restarting would fail the same way. */
     fatal?: boolean;
+    /** The task's counters as it failed (the last heartbeat's may be far behind). */
+    counters?: Record<string, StageCounters>;
   }
   | { t: "dlq"; id: number; entries: DeadLetter[] }
   | {
@@ -209,7 +211,7 @@ export type FromTask =
   /** A stage's `close()` threw or hung after a kill or failure: reported, nothing restarts. */
   | { t: "closeError"; stage: string; error: ErrorInfo }
   /** Answer to `kill`: every stage was closed (or given up on); the host may end now. */
-  | { t: "closed" };
+  | { t: "closed"; counters?: Record<string, StageCounters> };
 
 /** Data plane, sender → receiver. */
 export type ToReceiver =

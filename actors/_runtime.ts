@@ -56,6 +56,10 @@ interface Instance {
   storing?: Promise<void>;
   /** Set once the host is told to end: resolves when its stages are closed and it is gone. */
   ended?: Promise<void>;
+  /** What of its counters was added to its slot's (or the retired) totals when it ended. */
+  remembered?: Record<string, StageCounters>;
+  /** Retired by a rescale: its counts go to the stage's retired total, not to a slot. */
+  retired?: boolean;
   again?: boolean;
   /** Its input ended: it flushes and finishes. */
   ending?: boolean;
@@ -96,7 +100,10 @@ export class Runtime {
   readonly #replies = new Map<number, (m: FromTask & { t: "reply" }) => void>();
   readonly #latencies: number[] = [];
   readonly #failures: RunSummary["failures"] = [];
+  /** Per stage and slot: the counts of the slot's ended incarnations (levels left out). */
   readonly #lastCounters = new Map<string, Map<number, StageCounters>>();
+  /** Per stage: the counts of instances a rescale retired (levels left out). */
+  readonly #retired = new Map<string, StageCounters>();
   #reqId = 0;
   #epoch = 0;
   #incarnation = 0;
@@ -464,6 +471,7 @@ export class Runtime {
         inst.counters = m.counters;
         break;
       case "error":
+        if (m.counters) inst.counters = m.counters;
         this.#failure(inst, m.error.code, m.error.message, m.stage, m.fatal);
         break;
       case "dlq":
@@ -558,8 +566,9 @@ export class Runtime {
     this.#end(inst);
     this.#remember(inst);
     this.#failures.push({ stage, instance: inst.index, code, message, at: now });
-    if (this.#spent(inst)) {
-      // It failed after it passed everything on (its last ack, say): nothing is left to replay.
+    if (inst.done || this.#spent(inst)) {
+      // It failed after it passed everything on (its last ack, say), or even once it was done:
+      // nothing is left to replay.
       this.#release(inst);
       this.#maybeDone();
       return;
@@ -705,14 +714,64 @@ export class Runtime {
     return [...seen];
   }
 
+  /**
+   * Adds an ending incarnation's counts to its slot's total (or the retired one), once: its
+   * levels (mailbox, credits) are its own and end with it. The counts it reports as it ends come
+   * later ({@linkcode Runtime.#late}).
+   */
   #remember(inst: Instance): void {
+    const remembered = inst.remembered ?? {};
     for (const [stage, c] of Object.entries(inst.counters)) {
-      const byInstance = this.#lastCounters.get(stage) ?? new Map();
-      const prev = byInstance.get(inst.index);
-      byInstance.set(inst.index, prev ? sum([prev, c]) : c);
-      this.#lastCounters.set(stage, byInstance);
+      this.#addEnded(inst, stage, c);
+      remembered[stage] = remembered[stage] ? sum([remembered[stage], c]) : c;
     }
+    inst.remembered = remembered;
     inst.counters = {};
+  }
+
+  /** The counts an incarnation reported as it ended, beyond what was remembered of it. */
+  #late(inst: Instance, final: Record<string, StageCounters>): void {
+    if (!inst.remembered) {
+      inst.counters = final; // not remembered yet: it will be with these
+      return;
+    }
+    for (const [stage, c] of Object.entries(final)) {
+      const seen = inst.remembered[stage];
+      const delta = seen ? minus(c, seen) : c;
+      if (delta.in + delta.out + delta.failed + delta.deadLettered + delta.batches === 0) continue;
+      this.#addEnded(inst, stage, delta);
+      inst.remembered[stage] = c;
+    }
+  }
+
+  #addEnded(inst: Instance, stage: string, c: StageCounters): void {
+    const counts = { ...c, mailbox: 0, credits: 0 };
+    if (inst.retired || inst.index >= inst.group.parallelism) {
+      const prev = this.#retired.get(stage);
+      this.#retired.set(stage, prev ? sum([prev, counts]) : counts);
+      return;
+    }
+    const byInstance = this.#lastCounters.get(stage) ?? new Map();
+    const prev = byInstance.get(inst.index);
+    byInstance.set(inst.index, prev ? sum([prev, counts]) : counts);
+    this.#lastCounters.set(stage, byInstance);
+  }
+
+  /** Slots `from` and up of `g` are gone (a rescale): what their incarnations counted is retired. */
+  #retireSlots(g: Group, from: number): void {
+    for (const inst of this.#instances.get(g) ?? []) {
+      if (inst && inst.index >= from) inst.retired = true;
+    }
+    for (const spec of g.specs) {
+      const byInstance = this.#lastCounters.get(spec.stage);
+      if (!byInstance) continue;
+      for (const [index, c] of byInstance) {
+        if (index < from) continue;
+        const prev = this.#retired.get(spec.stage);
+        this.#retired.set(spec.stage, prev ? sum([prev, c]) : c);
+        byInstance.delete(index);
+      }
+    }
   }
 
   #maybeDone(): void {
@@ -729,7 +788,9 @@ export class Runtime {
 
   /** Tells an instance's host to end (closing its stages first, bounded), once. */
   #end(inst: Instance): Promise<void> {
-    inst.ended ??= inst.host.terminate();
+    inst.ended ??= inst.host.terminate().then((final) => {
+      if (final) this.#late(inst, final);
+    });
     return inst.ended;
   }
 
@@ -785,9 +846,9 @@ export class Runtime {
     const stages: RunSummary["stages"] = {};
     for (const [stage, { instances, restarts }] of Object.entries(this.counters())) {
       // Instances retired by a rescale count too.
-      const retired = [...(this.#lastCounters.get(stage) ?? [])]
-        .filter(([index]) => instances[index] === undefined).map(([, c]) => c);
-      stages[stage] = { ...sum([...instances.filter(Boolean), ...retired]), restarts };
+      const retired = this.#retired.get(stage);
+      const all = [...instances.filter(Boolean), ...(retired ? [retired] : [])];
+      stages[stage] = { ...sum(all), restarts };
     }
     return { stages, restartLatencies: [...this.#latencies], failures: [...this.#failures] };
   }
@@ -1013,6 +1074,7 @@ export class Runtime {
         this.#end(inst);
       }
     }
+    this.#retireSlots(g, n);
     this.#dropRetired(g, oldN, outs);
     list.length = n;
     for (const inst of list) inst.owned = this.#ownedBy(g, inst.index);
@@ -1046,6 +1108,7 @@ export class Runtime {
       await x.storing?.catch(() => {});
     }
     if (this.#ended) return;
+    this.#retireSlots(g, g.parallelism);
     this.#dropRetired(g, oldN, outs);
     list.length = g.parallelism;
     for (let i = 0; i < g.parallelism; i++) {
@@ -1062,6 +1125,21 @@ function withoutExtra(state: Record<string, StateSnapshot>): Record<string, Stat
   const out: Record<string, StateSnapshot> = {};
   for (const [stage, snap] of Object.entries(state)) out[stage] = { keyed: snap.keyed };
   return out;
+}
+
+/** `a` less `b`, counts only (a later reading of the same counters less an earlier one). */
+function minus(a: StageCounters, b: StageCounters): StageCounters {
+  return {
+    in: Math.max(0, a.in - b.in),
+    out: Math.max(0, a.out - b.out),
+    failed: Math.max(0, a.failed - b.failed),
+    deadLettered: Math.max(0, a.deadLettered - b.deadLettered),
+    mailbox: 0,
+    credits: 0,
+    batches: Math.max(0, a.batches - b.batches),
+    latencyMs: Math.max(0, a.latencyMs - b.latencyMs),
+    latency: a.latency.map((n, i) => Math.max(0, n - (b.latency[i] ?? 0))),
+  };
 }
 
 /** Adds counters up (mailbox and credits are levels, summed too). */

@@ -1073,7 +1073,9 @@ export class Task {
     this.#closeYielder();
     this.#wake?.();
     this.#releasing ??= this.#release();
-    this.#killing ??= this.#releasing.then(() => this.#post({ t: "closed" }));
+    this.#killing ??= this.#releasing.then(() =>
+      this.#post({ t: "closed", counters: this.#counters() })
+    );
     return this.#killing;
   }
 
@@ -1088,7 +1090,9 @@ export class Task {
     const error_ = toErrorInfo(cause);
     // A bad config, a missing permission or flag will fail the same way on every restart.
     const fatal = starting && FATAL_AT_START.has(error_.code);
-    this.#post({ t: "error", error: error_, stage, instance: this.#init?.instance ?? -1, fatal });
+    const instance = this.#init?.instance ?? -1;
+    const counters = this.#init ? this.#counters() : undefined;
+    this.#post({ t: "error", error: error_, stage, instance, fatal, counters });
     // Reported first: the supervisor need not wait for the stages to close to decide.
     this.#releasing ??= this.#release();
   }
