@@ -177,6 +177,13 @@ export class OutEdge {
     this.#finished.add(to);
   }
 
+  /** Whether the stream has ended and every batch sent on it was acked. */
+  get settled(): boolean {
+    if (!this.#ended || this.#paused) return false;
+    for (const s of this.senders.values()) if (!s.idle) return false;
+    return true;
+  }
+
   /** Free credits summed over channels. */
   get credits(): number {
     let n = 0;

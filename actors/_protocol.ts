@@ -194,6 +194,8 @@ export type FromTask =
     fatal?: boolean;
     /** The task's counters as it failed (the last heartbeat's may be far behind). */
     counters?: Record<string, StageCounters>;
+    /** It had passed everything on (see `passedOn`) when it failed: nothing to replay. */
+    spent?: boolean;
   }
   | { t: "dlq"; id: number; entries: DeadLetter[] }
   | {
@@ -207,6 +209,11 @@ export type FromTask =
   }
   /** The task's input has ended: it flushes and finishes (a rescale can no longer move its state). */
   | { t: "ending" }
+  /**
+   * Everything is passed on: its stages flushed, its outputs ended and every batch on them acked
+   * (a stateful task's final checkpoint is stored). Failing from now on, it has nothing to replay.
+   */
+  | { t: "passedOn" }
   | { t: "done"; counters: Record<string, StageCounters> }
   /** A stage's `close()` threw or hung after a kill or failure: reported, nothing restarts. */
   | { t: "closeError"; stage: string; error: ErrorInfo }

@@ -63,6 +63,8 @@ interface Instance {
   again?: boolean;
   /** Its input ended: it flushes and finishes. */
   ending?: boolean;
+  /** It passed everything on (flushed, outputs ended and acked): failing now, it is not restarted. */
+  passedOn?: boolean;
   /** Requests waiting for its reply: rejected if it dies first. */
   waiting: Map<number, (error: Error) => void>;
 }
@@ -337,7 +339,7 @@ export class Runtime {
       const above = this.#instances.get(e.from) ?? [];
       for (let a = 0; a < e.from.parallelism; a++) {
         const up = above[a];
-        if (this.#connected(e, a, index) && (!up || up.dead || !up.done)) upstreamDone = false;
+        if (this.#connected(e, a, index) && (!up || !up.done)) upstreamDone = false;
       }
       for (const up of this.#live(e.from)) {
         if (!this.#connected(e, up.index, index) || up.done) continue;
@@ -359,19 +361,18 @@ export class Runtime {
     for (const e of this.#plan.edges.filter((x) => x.from === g)) {
       const ports: [number, MessagePort][] = [];
       const finished: number[] = [];
-      const down = this.#live(e.to);
-      const targets = down.length > 0 ? down.map((d) => d.index) : [];
-      for (const b of targets) {
-        if (!this.#connected(e, index, b)) continue;
+      for (const d of this.#instances.get(e.to) ?? []) {
+        if (!d || !this.#connected(e, index, d.index)) continue;
+        const b = d.index;
         // It had everything the instance this one replaces sent it: a replay would go nowhere.
-        if (down.find((x) => x.index === b)!.done) {
+        if (d.done) {
           finished.push(b);
           continue;
         }
+        if (d.dead) continue; // its replacement connects to this one when it starts
         const ch = new MessageChannel();
         ports.push([b, ch.port1]);
         transfer.push(ch.port1);
-        const d = down.find((x) => x.index === b)!;
         d.host.post({
           t: "connectIn",
           edge: e.id,
@@ -472,6 +473,7 @@ export class Runtime {
         break;
       case "error":
         if (m.counters) inst.counters = m.counters;
+        if (m.spent) inst.passedOn = true;
         this.#failure(inst, m.error.code, m.error.message, m.stage, m.fatal);
         break;
       case "dlq":
@@ -490,6 +492,9 @@ export class Runtime {
         break;
       case "ending":
         inst.ending = true;
+        break;
+      case "passedOn":
+        inst.passedOn = true;
         break;
       case "done":
         inst.done = true;
@@ -568,7 +573,8 @@ export class Runtime {
     this.#failures.push({ stage, instance: inst.index, code, message, at: now });
     if (inst.done || this.#spent(inst)) {
       // It failed after it passed everything on (its last ack, say), or even once it was done:
-      // nothing is left to replay.
+      // nothing is left to replay. It counts as done, not as waiting for a restart.
+      inst.done = true;
       this.#release(inst);
       this.#maybeDone();
       return;
@@ -641,15 +647,17 @@ export class Runtime {
   }
 
   /**
-   * Whether `inst` had passed everything on: it has outputs, and every instance they reach has
-   * finished (each had the end of its stream from `inst`, after all the rest).
+   * Whether `inst` had passed everything on: it said so (flushed, outputs ended and acked), or it
+   * has outputs and every instance they reach has finished (each had the end of its stream from
+   * `inst`, after all the rest).
    */
   #spent(inst: Instance): boolean {
+    if (inst.passedOn) return true;
     const edges = this.#plan.edges.filter((e) => e.from === inst.group);
     return edges.length > 0 &&
       edges.every((e) =>
         (this.#instances.get(e.to) ?? []).every((d) =>
-          !d || !this.#connected(e, inst.index, d.index) || (d.done && !d.dead)
+          !d || !this.#connected(e, inst.index, d.index) || d.done
         )
       );
   }
@@ -942,7 +950,8 @@ export class Runtime {
         const list = this.#instances.get(x) ?? [];
         for (let i = 0; i < x.parallelism; i++) {
           const inst = list[i];
-          if (!inst || inst.dead || (!inst.ready && !inst.done)) return true;
+          if (!inst || inst.done) continue; // done: also one that failed having passed all on
+          if (inst.dead || !inst.ready) return true;
         }
         return false;
       });
@@ -959,7 +968,8 @@ export class Runtime {
    * emit it twice. Nor is there anything to rescale for once all of its input has ended.
    */
   #refuseFinishing(stage: string, g: Group, above: Group[]): void {
-    const over = (i: Instance | undefined) => i !== undefined && !i.dead && (i.ending || i.done);
+    const over = (i: Instance | undefined) =>
+      i !== undefined && (i.done || (!i.dead && i.ending === true));
     const ups = above.flatMap((x) => this.#instances.get(x) ?? []);
     if ((this.#instances.get(g) ?? []).some(over) || (ups.length > 0 && ups.every(over))) {
       throw new RangeError(`Cannot scale "${stage}": its input has ended, it is finishing`);

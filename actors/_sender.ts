@@ -118,6 +118,11 @@ export class Sender {
     return Math.min(this.#free(), RETAIN * this.#capacity - this.#unacked.size);
   }
 
+  /** Nothing open, queued or unacked. */
+  get idle(): boolean {
+    return this.#open.length === 0 && this.#queue.length === 0 && this.#unacked.size === 0;
+  }
+
   /** Batches sent and not yet acked. */
   get inFlight(): number {
     return this.#unacked.size;

@@ -176,6 +176,8 @@ export class Task {
   /** `stop` came: the source stops pulling once it is open (at once if it is). */
   #stopAsked = false;
   #finished = false;
+  /** The stages' `flush()` hooks at the end of input have run. */
+  #flushed = false;
   #failed = false;
   #mailbox = 0;
   #opened = false;
@@ -914,6 +916,7 @@ export class Task {
     this.#finished = true;
     this.#post({ t: "ending" });
     await this.#head.flush();
+    this.#flushed = true;
     // A stateful task ends its outputs only once its final checkpoint is stored: failing before,
     // its replacement replays to the stages below, which must not have finished yet.
     const endLast = this.#init.checkpoint === true;
@@ -931,6 +934,7 @@ export class Task {
       for (const o of this.#outputs) o.end();
       await Promise.all(this.#outputs.map((o) => o.drained()));
     }
+    if (this.#passedOn()) this.#post({ t: "passedOn" });
     if (this.#dlqWaiting.size > 0 || this.#positions.length > 0) {
       await new Promise<void>((resolve) => this.#quiet = resolve);
     }
@@ -959,18 +963,13 @@ export class Task {
       }
       current = undefined;
     })();
-    // During a stop(), the hooks end in time for the task to be done before the stop is forced.
-    const limit = Math.max(
-      0,
-      Math.min(this.#init.closeTimeoutMs, (this.#stopBy ?? Infinity) - Date.now() - STOP_MARGIN_MS),
-    );
+    const [limit, why] = this.#closeLimit(this.#init.closeTimeoutMs);
     let cancel: (() => void) | undefined;
     const late = new Promise<void>((resolve) => cancel = after(limit, resolve));
     await Promise.race([closing, late]);
     cancel?.();
     if (current !== undefined) {
-      const why = limit < this.#init.closeTimeoutMs ? " (the stop's time is up)" : "";
-      const message = `close() is still running after ${Math.round(limit)} ms${why}`;
+      const message = `close() is still running after ${limit} ms${why}`;
       errors.push([current, { code: "E_CLOSE_TIMEOUT", message }]);
     }
     this.#reportCloseErrors(errors);
@@ -978,6 +977,16 @@ export class Task {
     for (const i of this.#inputs) i.port.close();
     for (const o of this.#outputs) o.close();
     this.#closeYielder();
+  }
+
+  /**
+   * How long `close()` hooks may run: `ms`, or during a stop() what is left of its time, so that
+   * the task is done before the stop is forced. With why it was cut short, to report.
+   */
+  #closeLimit(ms: number): [number, string] {
+    if (this.#stopBy === undefined) return [ms, ""];
+    const left = Math.max(0, Math.round(this.#stopBy - Date.now() - STOP_MARGIN_MS));
+    return left < ms ? [left, " (the stop's time is up)"] : [ms, ""];
   }
 
   /** Stops the periodic timers; the heartbeat too unless `beats` is false. */
@@ -1029,15 +1038,25 @@ export class Task {
           .finally(() => running.delete(stage))
       ),
     );
+    const [limit, why] = this.#closeLimit(CLOSE_TIMEOUT_MS);
     let cancel: (() => void) | undefined;
-    const late = new Promise<void>((resolve) => cancel = after(CLOSE_TIMEOUT_MS, resolve));
+    const late = new Promise<void>((resolve) => cancel = after(limit, resolve));
     await Promise.race([closing, late]);
     cancel?.();
     for (const stage of running) {
-      const message = `close() is still running after ${CLOSE_TIMEOUT_MS} ms`;
+      const message = `close() is still running after ${limit} ms${why}`;
       errors.push([stage, { code: "E_CLOSE_TIMEOUT", message }]);
     }
     this.#reportCloseErrors(errors);
+  }
+
+  /**
+   * Whether everything is passed on: flushed, outputs ended and acked, no input held for a
+   * checkpoint. A failure from then on (a source's last ack, say) leaves nothing to replay.
+   */
+  #passedOn(): boolean {
+    if (!this.#flushed || this.#held.length > 0) return false;
+    return this.#outputs.every((o) => o.settled);
   }
 
   #counters(): Record<string, StageCounters> {
@@ -1092,7 +1111,8 @@ export class Task {
     const fatal = starting && FATAL_AT_START.has(error_.code);
     const instance = this.#init?.instance ?? -1;
     const counters = this.#init ? this.#counters() : undefined;
-    this.#post({ t: "error", error: error_, stage, instance, fatal, counters });
+    const spent = this.#passedOn();
+    this.#post({ t: "error", error: error_, stage, instance, fatal, counters, spent });
     // Reported first: the supervisor need not wait for the stages to close to decide.
     this.#releasing ??= this.#release();
   }
