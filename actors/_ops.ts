@@ -36,6 +36,8 @@ export async function guard<T>(stage: string, fn: () => T | Promise<T>): Promise
 /** Where an op sends its output. */
 export interface Downstream {
   run(records: StreamRecord<unknown>[], token: Token): Promise<void>;
+  /** Resolves once what was handed on has room below (credit on the task's outputs). */
+  ready(): Promise<void>;
   watermark(wm: number): Promise<void>;
   tick(now: number): Promise<void>;
   flush(): Promise<void>;
@@ -46,6 +48,8 @@ export interface TaskServices {
   readonly instance: number;
   readonly parallelism: number;
   readonly partitions: number;
+  /** Records a batch holds on the task's channels. */
+  readonly batchSize: number;
   readonly signal: AbortSignal;
   watermark(): number;
   deadLetter(entries: DeadLetter[], token: Token): void;
@@ -161,6 +165,7 @@ abstract class Op implements Downstream {
   }
 
   abstract run(records: StreamRecord<unknown>[], token: Token): Promise<void>;
+  abstract ready(): Promise<void>;
   abstract watermark(wm: number): Promise<void>;
   abstract tick(now: number): Promise<void>;
   abstract flush(): Promise<void>;
@@ -299,11 +304,26 @@ export class ProcessorOp extends Op {
     const before = this.#hooks.beforeBatch;
     // A transient fault (a lookup store down) holds the batch, and so backpressure, while it lasts.
     if (before) await this.retrying(() => before.call(this.#hooks, records, this.ctx));
-    const out: StreamRecord<unknown>[] = [];
+    let out: StreamRecord<unknown>[] = [];
     const failed: [StreamRecord<unknown>, ErrorInfo, number][] = [];
     const ctx = this.ctx;
     const hooks = this.#hooks;
+    // A stage that emits many records per input hands them on as they come, waiting for credit,
+    // rather than the whole batch's worth at once: records in flight stay bounded.
+    const chunk = 2 * this.services.batchSize;
+    let maxTs = -Infinity;
+    const handOn = async (part: StreamRecord<unknown>[]) => {
+      this.counters.out += part.length;
+      if (this.spec.watermarks) { for (const r of part) if (r.ts > maxTs) maxTs = r.ts; }
+      await this.#next.run(part, token);
+    };
     for (let i = 0; i < records.length; i++) {
+      if (out.length >= chunk) {
+        const part = out;
+        out = [];
+        await handOn(part);
+        await this.#next.ready();
+      }
       const record = records[i]!;
       // A long batch still beats: a slow but live stage is not mistaken for a hung one.
       if ((i & 255) === 255) this.services.beat();
@@ -341,18 +361,19 @@ export class ProcessorOp extends Op {
       }
     }
     this.settle(token, failed);
-    this.counters.out += out.length;
     observe(this.counters, performance.now() - started);
-    if (out.length > 0) await this.#next.run(out, token);
-    if (this.spec.watermarks && out.length > 0) {
-      let max = -Infinity;
-      for (const r of out) if (r.ts > max) max = r.ts;
-      const wm = max - this.spec.watermarks.outOfOrdernessMs;
+    if (out.length > 0) await handOn(out);
+    if (this.spec.watermarks && maxTs > -Infinity) {
+      const wm = maxTs - this.spec.watermarks.outOfOrdernessMs;
       if (wm > this.#generated) {
         this.#generated = wm;
         await this.#next.watermark(wm);
       }
     }
+  }
+
+  ready(): Promise<void> {
+    return this.#next.ready();
   }
 
   async #fromHook(call: () => unknown): Promise<void> {
@@ -491,6 +512,10 @@ export class SinkOp extends Op {
     this.settle(token, failed);
     this.counters.out += written;
     observe(this.counters, performance.now() - started);
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
   }
 
   watermark(wm: number): Promise<void> {

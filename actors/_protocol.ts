@@ -145,7 +145,8 @@ export type ToTask =
     watermark: number;
     sender: number;
   }
-  | { t: "dropIn"; edge: string; from: number }
+  /** Instance `from` above is gone for good: its channel (of incarnation `sender`) is dropped. */
+  | { t: "dropIn"; edge: string; from: number; sender?: number }
   /**
    * Downstream instance `to` failed after it had passed everything on, and every instance below
    * it finished: what is kept for it is done, nothing more goes to it.

@@ -1092,9 +1092,15 @@ export class Runtime {
 
   /** Tells the stages below that instances `n..oldN-1` of `g` are gone for good. */
   #dropRetired(g: Group, oldN: number, outs: GroupEdge[]): void {
+    const list = this.#instances.get(g) ?? [];
     for (let i = g.parallelism; i < oldN; i++) {
+      // The retired incarnation's channel only: a later rescale may add slot i back before the
+      // stage below gets to this.
+      const sender = list[i]?.id;
       for (const e of outs) {
-        for (const d of this.#live(e.to)) d.host.post({ t: "dropIn", edge: e.id, from: i });
+        for (const d of this.#live(e.to)) {
+          d.host.post({ t: "dropIn", edge: e.id, from: i, sender });
+        }
       }
     }
   }

@@ -165,6 +165,11 @@ export class Task {
   readonly #pullStop = new AbortController();
   #dlqSeq = 0;
   readonly #dlqWaiting = new Map<number, Token>();
+  /** Dead letters sent to the supervisor and not yet written, and their count per message. */
+  #dlqOutstanding = 0;
+  readonly #dlqSizes = new Map<number, number>();
+  /** Waiting for room under the bound of outstanding dead letters (see `#ready`). */
+  #dlqRoom: (() => void)[] = [];
   /** The finish, waiting until no dead letter nor source position waits for an ack. */
   #quiet: (() => void) | undefined;
   /** Stops the task's periodic timers (ticks; the heartbeat is `#beats`). */
@@ -227,7 +232,10 @@ export class Task {
         this.#enqueue({
           k: "ctl",
           run: async () => {
-            const i = this.#inputs.findIndex((x) => x.edge === msg.edge && x.from === msg.from);
+            const i = this.#inputs.findIndex((x) =>
+              x.edge === msg.edge && x.from === msg.from &&
+              (msg.sender === undefined || x.sender === msg.sender)
+            );
             if (i >= 0) this.#inputs.splice(i, 1)[0]!.port.close();
             await this.#advance();
             await this.#maybeFinish();
@@ -366,6 +374,9 @@ export class Task {
       case "dlqAck": {
         const token = this.#dlqWaiting.get(msg.id);
         this.#dlqWaiting.delete(msg.id);
+        this.#dlqOutstanding -= this.#dlqSizes.get(msg.id) ?? 0;
+        this.#dlqSizes.delete(msg.id);
+        for (const wake of this.#dlqRoom.splice(0)) wake();
         this.#settled();
         if (msg.error) this.#fail(new HookFailure("dead-letter", new Error(msg.error.message)));
         else token?.release();
@@ -383,12 +394,15 @@ export class Task {
       instance: this.#init.instance,
       parallelism: this.#init.parallelism,
       partitions: this.#init.partitions,
+      batchSize: this.#init.source?.batchSize ?? 512,
       signal: this.#kill.signal,
       watermark: () => this.#watermark,
       deadLetter: (entries: DeadLetter[], token: Token) => {
         const id = ++this.#dlqSeq;
         token.hold();
         this.#dlqWaiting.set(id, token);
+        this.#dlqSizes.set(id, entries.length);
+        this.#dlqOutstanding += entries.length;
         this.#post({ t: "dlq", id, entries });
       },
       beat: () => {
@@ -504,6 +518,7 @@ export class Task {
         for (const edge of main()) edge.push(records, token);
         return Promise.resolve();
       },
+      ready: () => this.#ready(),
       watermark: (wm) => {
         for (const edge of this.#outputs) edge.watermark(wm);
         return Promise.resolve();
@@ -574,8 +589,16 @@ export class Task {
     });
   }
 
+  /**
+   * Waits for credit on every output, and for dead letters to be written: a slow dead-letter sink
+   * holds the stream back like a slow sink, also where no output spends credit (a fused sink).
+   */
   async #ready(): Promise<void> {
     await Promise.all(this.#outputs.map((o) => o.ready()));
+    const bound = RETAIN * this.#init.capacity * (this.#init.source?.batchSize ?? 512);
+    while (this.#dlqOutstanding > bound && !this.#failed) {
+      await new Promise<void>((resolve) => this.#dlqRoom.push(resolve));
+    }
   }
 
   /**
@@ -1084,6 +1107,7 @@ export class Task {
    */
   kill(): Promise<void> {
     this.#failed = true;
+    for (const wake of this.#dlqRoom.splice(0)) wake();
     this.#kill.abort();
     this.#pullStop.abort();
     this.#stopTimers();
@@ -1101,6 +1125,7 @@ export class Task {
   #fail(error: unknown, starting = false): void {
     if (this.#failed) return;
     this.#failed = true;
+    for (const wake of this.#dlqRoom.splice(0)) wake();
     this.#kill.abort();
     this.#stopTimers();
     this.#closeYielder();

@@ -88,6 +88,7 @@ function sinkOp(coalesce: number, failOn = -1): { op: SinkOp; seen: Written } {
     instance: 0,
     parallelism: 1,
     partitions: 1,
+    batchSize: 512,
     signal: abort.signal,
     watermark: () => -Infinity,
     deadLetter: (entries: DeadLetter[]) => void seen.dead.push(...entries),
