@@ -541,7 +541,8 @@ for (const mode of modes) {
 for (const mode of modes) {
   Deno.test(`[${mode}] rescale 1→3→1: retired instances' counts are kept`, async () => {
     const out = collect<Sum>();
-    const p = testPipeline_(mode, { heartbeatMs: 50 });
+    // Heartbeats often enough to see counters soon, not so often that a busy host misses two.
+    const p = testPipeline_(mode, { heartbeatMs: 250 });
     p.from(pacedSource(6000, 100, 5, 20), { name: "src" })
       .keyBy()
       .via(rt("keyedSum", {}), { name: "sum", fuse: false })
