@@ -542,8 +542,8 @@ for (const mode of modes) {
   Deno.test(`[${mode}] rescale 1→3→1: retired instances' counts are kept`, async () => {
     const out = collect<Sum>();
     // Heartbeats often enough to see counters soon, not so often that a busy host misses two.
-    const p = testPipeline_(mode, { heartbeatMs: 250 });
-    p.from(pacedSource(6000, 100, 5, 20), { name: "src" })
+    const p = testPipeline_(mode, { heartbeatMs: 150 });
+    p.from(pacedSource(6000, 25, 5, 20), { name: "src" })
       .keyBy()
       .via(rt("keyedSum", {}), { name: "sum", fuse: false })
       .to(out.sink, { name: "sink" });
@@ -557,7 +557,13 @@ for (const mode of modes) {
         "all three instances counting",
       );
       await settles(p.scale("sum", 1), 10_000, "scale(sum, 1)");
-      assert.equal(p.counters().sum?.instances.length, 1, "counters(): instances running now");
+      assert.equal(
+        p.counters().sum?.instances.length,
+        1,
+        `counters(): instances running now: ${
+          JSON.stringify(p.counters().sum?.instances.map((c) => c?.in))
+        }`,
+      );
     } catch (error) {
       await p.stop();
       throw error;
