@@ -323,6 +323,8 @@ export class ProcessorOp extends Op {
         out = [];
         await handOn(part);
         await this.#next.ready();
+        // Killed meanwhile (its stages are closing): the rest of the batch is replayed elsewhere.
+        if (this.services.signal.aborted) throw new HookFailure(this.spec.stage, "stopped");
       }
       const record = records[i]!;
       // A long batch still beats: a slow but live stage is not mistaken for a hung one.

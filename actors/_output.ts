@@ -33,6 +33,13 @@ export class OutEdge {
     this.#assignment = spec.assignment;
     this.#finished = new Set(spec.finished ?? []);
     for (const [to, port] of spec.ports) this.connect(to, port);
+    // A channel to come: batches wait in a sender whose port leads nowhere yet (its credit runs
+    // out), and are replayed when the real port connects.
+    for (const to of spec.pending ?? []) {
+      const { port1, port2 } = new MessageChannel();
+      port2.close();
+      this.connect(to, port1);
+    }
   }
 
   /** Adds (or replaces, replaying unacked batches) the channel to downstream instance `to`. */

@@ -37,6 +37,11 @@ export interface RouteSpec {
    * task sent them, so what a replay would route to them is dropped.
    */
   finished?: number[];
+  /**
+   * Downstream instances that are dead and yet to be restarted: what goes to them is kept, as
+   * for a receiver that restarted, and sent once their replacement connects (`connectOut`).
+   */
+  pending?: number[];
 }
 
 /** One input channel. */
@@ -68,10 +73,10 @@ export interface TaskInit {
   /** When a `stop()` under way is forced (ms since the epoch): `close()` hooks end before it. */
   stopBy?: number;
   /**
-   * Every instance above has finished: with no input channel, nothing will ever arrive. False
-   * while one is dead and yet to be restarted (its replacement connects later).
+   * Inputs `[edge, from]` whose instance above is dead and yet to be restarted: its replacement
+   * connects later (`connectIn`), and the task does not finish before it has.
    */
-  upstreamDone: boolean;
+  pending: [string, number][];
   /** Keyed-state snapshot to restore before processing (per stage name). */
   restore?: Record<string, StateSnapshot>;
   /** Source settings. */

@@ -60,11 +60,15 @@ interface Instance {
   remembered?: Record<string, StageCounters>;
   /** Retired by a rescale: its counts go to the stage's retired total, not to a slot. */
   retired?: boolean;
+  /** Its host has ended (see `ended`). */
+  gone?: boolean;
   again?: boolean;
   /** Its input ended: it flushes and finishes. */
   ending?: boolean;
   /** It passed everything on (flushed, outputs ended and acked): failing now, it is not restarted. */
   passedOn?: boolean;
+  /** It failed saying it had not passed everything on (dead letters unwritten, say). */
+  owes?: boolean;
   /** Requests waiting for its reply: rejected if it dies first. */
   waiting: Map<number, (error: Error) => void>;
 }
@@ -334,12 +338,15 @@ export class Runtime {
     const id = ++this.#incarnation;
     const transfer: Transferable[] = [];
     const inputs: InputSpec[] = [];
-    let upstreamDone = true;
+    const pending: [string, number][] = [];
     for (const e of this.#plan.edges.filter((x) => x.to === g)) {
       const above = this.#instances.get(e.from) ?? [];
       for (let a = 0; a < e.from.parallelism; a++) {
         const up = above[a];
-        if (this.#connected(e, a, index) && (!up || !up.done)) upstreamDone = false;
+        // Not there yet (the graph is being wired), or dead and yet to be restarted: it connects.
+        if (this.#connected(e, a, index) && (!up || (up.dead && !up.done))) {
+          pending.push([e.id, a]);
+        }
       }
       for (const up of this.#live(e.from)) {
         if (!this.#connected(e, up.index, index) || up.done) continue;
@@ -361,6 +368,7 @@ export class Runtime {
     for (const e of this.#plan.edges.filter((x) => x.from === g)) {
       const ports: [number, MessagePort][] = [];
       const finished: number[] = [];
+      const waiting: number[] = [];
       for (const d of this.#instances.get(e.to) ?? []) {
         if (!d || !this.#connected(e, index, d.index)) continue;
         const b = d.index;
@@ -369,7 +377,10 @@ export class Runtime {
           finished.push(b);
           continue;
         }
-        if (d.dead) continue; // its replacement connects to this one when it starts
+        if (d.dead) {
+          waiting.push(b); // its replacement connects to this one when it starts
+          continue;
+        }
         const ch = new MessageChannel();
         ports.push([b, ch.port1]);
         transfer.push(ch.port1);
@@ -393,6 +404,7 @@ export class Runtime {
         lingerMs: g.options.lingerMs,
         side: e.side,
         finished,
+        pending: waiting,
       });
     }
     const now = Date.now();
@@ -438,7 +450,7 @@ export class Runtime {
       heartbeatMs: this.#o.heartbeatMs,
       closeTimeoutMs: this.#o.stopTimeoutMs,
       stopBy: this.#stopBy,
-      upstreamDone,
+      pending,
       idleTimeoutMs: g.options.idleTimeoutMs,
       restore,
       hold,
@@ -474,6 +486,7 @@ export class Runtime {
       case "error":
         if (m.counters) inst.counters = m.counters;
         if (m.spent) inst.passedOn = true;
+        else if (m.spent === false) inst.owes = true;
         this.#failure(inst, m.error.code, m.error.message, m.stage, m.fatal);
         break;
       case "dlq":
@@ -574,9 +587,7 @@ export class Runtime {
     if (inst.done || this.#spent(inst)) {
       // It failed after it passed everything on (its last ack, say), or even once it was done:
       // nothing is left to replay. It counts as done, not as waiting for a restart.
-      inst.done = true;
-      this.#release(inst);
-      this.#maybeDone();
+      this.#retire(inst);
       return;
     }
     // The stage that failed is supervised by its own options, also when it runs fused.
@@ -624,6 +635,13 @@ export class Runtime {
           await v.ended;
           if (this.#ended) return;
           if (!this.#current(v)) continue;
+          await this.#whilst(() => this.#belowFinishing(v));
+          if (this.#ended) return;
+          if (!this.#current(v)) continue;
+          if (this.#spent(v)) {
+            this.#retire(v); // everything below it has finished meanwhile: nothing to replay
+            continue;
+          }
           // A stateful instance comes back with its last checkpoint; unacked input is replayed.
           // A checkpoint it was writing when it died is part of it (its input is acked).
           await v.storing?.catch(() => {});
@@ -647,12 +665,14 @@ export class Runtime {
   }
 
   /**
-   * Whether `inst` had passed everything on: it said so (flushed, outputs ended and acked), or it
-   * has outputs and every instance they reach has finished (each had the end of its stream from
-   * `inst`, after all the rest).
+   * Whether `inst` had passed everything on: it said so (flushed, outputs ended and acked, dead
+   * letters written), or, when it died without a word, it has outputs and every instance they
+   * reach has finished (each had the end of its stream from `inst`, after all the rest).
    */
   #spent(inst: Instance): boolean {
     if (inst.passedOn) return true;
+    // It said it had not (it still waited for dead letters to be written): it is restarted.
+    if (inst.owes) return false;
     const edges = this.#plan.edges.filter((e) => e.from === inst.group);
     return edges.length > 0 &&
       edges.every((e) =>
@@ -660,6 +680,34 @@ export class Runtime {
           !d || !this.#connected(e, inst.index, d.index) || d.done
         )
       );
+  }
+
+  /** A spent instance is done for good: nothing waits for it, above or below. */
+  #retire(inst: Instance): void {
+    inst.done = true;
+    this.#release(inst);
+    // Below, a task started while it was dead waits for its channel: none will come.
+    for (const e of this.#plan.edges.filter((x) => x.from === inst.group)) {
+      for (const d of this.#live(e.to)) {
+        if (d.done || !this.#connected(e, inst.index, d.index)) continue;
+        d.host.post({ t: "dropIn", edge: e.id, from: inst.index, sender: inst.id });
+      }
+    }
+    this.#maybeDone();
+  }
+
+  /**
+   * Whether an instance below `v`, which had the end of its stream from it, is still finishing
+   * (flushing, closing): it takes no new channel, and whether it needs a replay from `v` shows
+   * once it is done (then none) or dead (then it is restarted too).
+   */
+  #belowFinishing(v: Instance): boolean {
+    return this.#plan.edges.some((e) =>
+      e.from === v.group &&
+      this.#live(e.to).some((d) =>
+        this.#connected(e, v.index, d.index) && d.ending === true && !d.done
+      )
+    );
   }
 
   /** Tells the instances above a spent one that what they keep for it is done. */
@@ -797,6 +845,7 @@ export class Runtime {
   /** Tells an instance's host to end (closing its stages first, bounded), once. */
   #end(inst: Instance): Promise<void> {
     inst.ended ??= inst.host.terminate().then((final) => {
+      inst.gone = true;
       if (final) this.#late(inst, final);
     });
     return inst.ended;
@@ -890,7 +939,12 @@ export class Runtime {
         ),
       );
     }
+    // An incarnation still closing after a failure (bounded by its own 1 s) ends with the stop.
+    const cut = setTimeout(() => {
+      for (const inst of this.#byId.values()) if (!inst.gone) inst.host.abort();
+    }, Math.max(0, deadline - Date.now()));
     await this.#finished;
+    clearTimeout(cut);
   }
 
   /** Changes a stage's parallelism while records flow, moving keyed state with its partitions. */

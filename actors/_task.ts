@@ -176,8 +176,8 @@ export class Task {
   readonly #timers: (() => void)[] = [];
   /** Stops the heartbeat: last of all, so that a stage closing slowly is not taken for hung. */
   #beats: (() => void) | undefined;
-  /** No input channel yet, but one will come: an instance above is being restarted. */
-  #awaiting = false;
+  /** Inputs (`edge/from`) still to connect: instances above being restarted. */
+  readonly #pendingIn = new Set<string>();
   /** `stop` came: the source stops pulling once it is open (at once if it is). */
   #stopAsked = false;
   #finished = false;
@@ -225,13 +225,14 @@ export class Task {
         const watermark = Math.max(old?.wm ?? -Infinity, msg.watermark);
         const { edge, from, port, sender } = msg;
         this.#addInput({ edge, from, port, watermark, sender });
-        this.#awaiting = false;
+        this.#pendingIn.delete(`${msg.edge}/${msg.from}`);
         break;
       }
       case "dropIn":
         this.#enqueue({
           k: "ctl",
           run: async () => {
+            this.#pendingIn.delete(`${msg.edge}/${msg.from}`);
             const i = this.#inputs.findIndex((x) =>
               x.edge === msg.edge && x.from === msg.from &&
               (msg.sender === undefined || x.sender === msg.sender)
@@ -372,14 +373,17 @@ export class Task {
         this.#stopBy = msg.at;
         break;
       case "dlqAck": {
+        // Failed to write: fail while they still count as waiting (not all passed on).
+        if (msg.error) {
+          return this.#fail(new HookFailure("dead-letter", new Error(msg.error.message)));
+        }
         const token = this.#dlqWaiting.get(msg.id);
         this.#dlqWaiting.delete(msg.id);
         this.#dlqOutstanding -= this.#dlqSizes.get(msg.id) ?? 0;
         this.#dlqSizes.delete(msg.id);
         for (const wake of this.#dlqRoom.splice(0)) wake();
         this.#settled();
-        if (msg.error) this.#fail(new HookFailure("dead-letter", new Error(msg.error.message)));
-        else token?.release();
+        token?.release();
         break;
       }
     }
@@ -428,6 +432,13 @@ export class Task {
   async #start(init: TaskInit): Promise<void> {
     this.#init = init;
     this.#stopBy ??= init.stopBy;
+    // No channel while an upstream instance is being restarted: its replacement connects later
+    // (maybe while this task opens: then it is connected already).
+    for (const [edge, from] of init.pending) {
+      if (!this.#inputs.some((i) => i.edge === edge && i.from === from)) {
+        this.#pendingIn.add(`${edge}/${from}`);
+      }
+    }
     const services = this.#services();
     for (const spec of init.outputs) {
       this.#outputs.push(new OutEdge(spec, init.instance, init.partitions));
@@ -492,8 +503,7 @@ export class Task {
     if (this.#stopAsked) this.#stopSource();
     this.#post({ t: "ready" });
     if (init.hold) await this.#started;
-    // No channel while an upstream instance is being restarted: its replacement connects later.
-    this.#awaiting = !this.#source && this.#inputs.length === 0 && !init.upstreamDone;
+
     // Every upstream already finished: nothing will ever arrive.
     if (!this.#source && init.inputs.length === 0) {
       this.#enqueue({
@@ -928,7 +938,7 @@ export class Task {
   }
 
   async #maybeFinish(): Promise<void> {
-    if (this.#finished || this.#awaiting) return;
+    if (this.#finished || this.#pendingIn.size > 0) return;
     if (this.#source ? !this.#sourceDone : this.#inputs.some((i) => !i.ended)) return;
     // A pull stopped under way: what it returns is run first (its end calls this again).
     if (this.#pulling) return;
@@ -1078,7 +1088,7 @@ export class Task {
    * checkpoint. A failure from then on (a source's last ack, say) leaves nothing to replay.
    */
   #passedOn(): boolean {
-    if (!this.#flushed || this.#held.length > 0) return false;
+    if (!this.#flushed || this.#held.length > 0 || this.#dlqWaiting.size > 0) return false;
     return this.#outputs.every((o) => o.settled);
   }
 

@@ -39,7 +39,7 @@ Deno.test("Task: dropIn of a retired sender, then connectIn of the new one in it
     heartbeatMs: 60_000,
     idleTimeoutMs: 60_000,
     closeTimeoutMs: 1000,
-    upstreamDone: false,
+    pending: [],
     capacity: 8,
   };
   const senders: Sender[] = [];
