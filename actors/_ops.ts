@@ -317,8 +317,11 @@ export class ProcessorOp extends Op {
       if (this.spec.watermarks) { for (const r of part) if (r.ts > maxTs) maxTs = r.ts; }
       await this.#next.run(part, token);
     };
+    // Set where a record emitted several: one each (a map, a filter) never fills a chunk.
+    let full = false;
     for (let i = 0; i < records.length; i++) {
-      if (out.length >= chunk) {
+      if (full) {
+        full = false;
         const part = out;
         out = [];
         await handOn(part);
@@ -339,10 +342,13 @@ export class ProcessorOp extends Op {
           if (ctx.out.length > 0) {
             for (const r of ctx.out) out.push(r);
             ctx.out.length = 0;
+            full = out.length >= chunk;
           }
           if (result !== undefined && result !== null) {
-            if (Array.isArray(result)) { for (const r of result) out.push(r); }
-            else out.push(result as StreamRecord<unknown>);
+            if (Array.isArray(result)) {
+              for (const r of result) out.push(r);
+              full = out.length >= chunk;
+            } else out.push(result as StreamRecord<unknown>);
           }
           break;
         } catch (error) {

@@ -60,8 +60,6 @@ interface Instance {
   remembered?: Record<string, StageCounters>;
   /** Retired by a rescale: its counts go to the stage's retired total, not to a slot. */
   retired?: boolean;
-  /** Its host has ended (see `ended`). */
-  gone?: boolean;
   again?: boolean;
   /** Its input ended: it flushes and finishes. */
   ending?: boolean;
@@ -845,7 +843,6 @@ export class Runtime {
   /** Tells an instance's host to end (closing its stages first, bounded), once. */
   #end(inst: Instance): Promise<void> {
     inst.ended ??= inst.host.terminate().then((final) => {
-      inst.gone = true;
       if (final) this.#late(inst, final);
     });
     return inst.ended;
@@ -939,12 +936,7 @@ export class Runtime {
         ),
       );
     }
-    // An incarnation still closing after a failure (bounded by its own 1 s) ends with the stop.
-    const cut = setTimeout(() => {
-      for (const inst of this.#byId.values()) if (!inst.gone) inst.host.abort();
-    }, Math.max(0, deadline - Date.now()));
     await this.#finished;
-    clearTimeout(cut);
   }
 
   /** Changes a stage's parallelism while records flow, moving keyed state with its partitions. */

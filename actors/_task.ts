@@ -118,7 +118,7 @@ const YIELD_MS = 4;
  * What a task leaves of a stop's time when it bounds its `close()` hooks, ms: enough to report
  * and be done before the supervisor forces the stop.
  */
-const STOP_MARGIN_MS = 50;
+const STOP_MARGIN_MS = 100;
 
 /** How long a killed or failed task waits for its stages' `close()` hooks before giving up. */
 export const CLOSE_TIMEOUT_MS = 1000;
@@ -1004,6 +1004,15 @@ export class Task {
     if (current !== undefined) {
       const message = `close() is still running after ${limit} ms${why}`;
       errors.push([current, { code: "E_CLOSE_TIMEOUT", message }]);
+      // The stop's time is up: the stages not reached yet are closed now, all at once, and not
+      // waited for (else when the task is ended, which would outlast the stop).
+      if (why) {
+        for (const [stage, close] of this.#unclosed()) {
+          void guard(stage, close).catch(() => {});
+          const message = `close() was not waited for${why}`;
+          errors.push([stage, { code: "E_CLOSE_TIMEOUT", message }]);
+        }
+      }
     }
     this.#reportCloseErrors(errors);
     this.#beats?.();
@@ -1071,13 +1080,12 @@ export class Task {
           .finally(() => running.delete(stage))
       ),
     );
-    const [limit, why] = this.#closeLimit(CLOSE_TIMEOUT_MS);
     let cancel: (() => void) | undefined;
-    const late = new Promise<void>((resolve) => cancel = after(limit, resolve));
+    const late = new Promise<void>((resolve) => cancel = after(CLOSE_TIMEOUT_MS, resolve));
     await Promise.race([closing, late]);
     cancel?.();
     for (const stage of running) {
-      const message = `close() is still running after ${limit} ms${why}`;
+      const message = `close() is still running after ${CLOSE_TIMEOUT_MS} ms`;
       errors.push([stage, { code: "E_CLOSE_TIMEOUT", message }]);
     }
     this.#reportCloseErrors(errors);
