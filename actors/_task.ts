@@ -165,9 +165,9 @@ export class Task {
   readonly #pullStop = new AbortController();
   #dlqSeq = 0;
   readonly #dlqWaiting = new Map<number, Token>();
-  /** Dead letters sent to the supervisor and not yet written, and their count per message. */
+  /** Dead letters sent to the supervisor and not yet written, and per message their count and stage. */
   #dlqOutstanding = 0;
-  readonly #dlqSizes = new Map<number, number>();
+  readonly #dlqSizes = new Map<number, { n: number; stage: string }>();
   /** Waiting for room under the bound of outstanding dead letters (see `#ready`). */
   #dlqRoom: (() => void)[] = [];
   /** The finish, waiting until no dead letter nor source position waits for an ack. */
@@ -375,11 +375,15 @@ export class Task {
       case "dlqAck": {
         // Failed to write: fail while they still count as waiting (not all passed on).
         if (msg.error) {
-          return this.#fail(new HookFailure("dead-letter", new Error(msg.error.message)));
+          // The stage that dead-lettered them fails (its restart replays them): not a "stage" of
+          // its own, which no supervisor would count.
+          const stage = this.#dlqSizes.get(msg.id)?.stage ?? "dead-letter";
+          const cause = new Error(`Cannot write dead letters: ${msg.error.message}`);
+          return this.#fail(new HookFailure(stage, cause));
         }
         const token = this.#dlqWaiting.get(msg.id);
         this.#dlqWaiting.delete(msg.id);
-        this.#dlqOutstanding -= this.#dlqSizes.get(msg.id) ?? 0;
+        this.#dlqOutstanding -= this.#dlqSizes.get(msg.id)?.n ?? 0;
         this.#dlqSizes.delete(msg.id);
         for (const wake of this.#dlqRoom.splice(0)) wake();
         this.#settled();
@@ -405,7 +409,7 @@ export class Task {
         const id = ++this.#dlqSeq;
         token.hold();
         this.#dlqWaiting.set(id, token);
-        this.#dlqSizes.set(id, entries.length);
+        this.#dlqSizes.set(id, { n: entries.length, stage: entries[0]?.stage ?? "dead-letter" });
         this.#dlqOutstanding += entries.length;
         this.#post({ t: "dlq", id, entries });
       },

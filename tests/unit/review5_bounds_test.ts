@@ -298,6 +298,8 @@ for (const mode of modes) {
       const result = await settles(run.then(() => "ended", (e) => e), 30_000, "run()");
       assert.ok(result instanceof PipelineError, `run() should reject, got ${result}`);
       assert.match(String(result.message), /dead-letter store refused/);
+      // Charged to the stage whose dead letters they were, not to a "dead-letter" stage.
+      assert.match(String(result.message), /stage "poison" instance 0/);
     } finally {
       await settles(p.stop(), 20_000, "stop()");
     }
