@@ -38,8 +38,12 @@ export const stageOptionsSchema = z.object({
   permissions: permissions.optional(),
   tickMs: positive.optional(),
   idleTimeoutMs: positive.optional(),
-  deadLetter: z.custom<object>((v) => typeof v === "object" && v !== null, "must be a sink")
-    .optional(),
+  deadLetter: z.custom<object>(
+    (v) =>
+      typeof v === "object" && v !== null &&
+      ("kind" in v || typeof (v as { write?: unknown }).write === "function"),
+    "must be a sink stage or a DeadLetterSink (an object with write(entries))",
+  ).optional(),
   watermarks: z.object({ outOfOrdernessMs: z.number().nonnegative().finite() }).strict().optional(),
   align: z.object({ maxDriftMs: z.number().nonnegative().finite() }).strict().optional(),
 }).strict();
@@ -52,8 +56,12 @@ export const pipelineOptionsSchema = z.object({
   heartbeatMs: positive.optional(),
   startTimeoutMs: positive.optional(),
   stopTimeoutMs: positive.optional(),
-  deadLetter: z.custom<object>((v) => typeof v === "object" && v !== null, "must be a sink")
-    .optional(),
+  deadLetter: z.custom<object>(
+    (v) =>
+      typeof v === "object" && v !== null &&
+      ("kind" in v || typeof (v as { write?: unknown }).write === "function"),
+    "must be a sink stage or a DeadLetterSink (an object with write(entries))",
+  ).optional(),
   defaults: stageOptionsSchema.optional(),
   outOfOrdernessMs: z.number().nonnegative().finite().optional(),
   signals: z.boolean().optional(),

@@ -488,7 +488,10 @@ export class Runtime {
         this.#failure(inst, m.error.code, m.error.message, m.stage, m.fatal);
         break;
       case "dlq":
-        Promise.resolve(this.#o.deadLetters(m.entries[0]?.stage ?? "").write(m.entries)).then(
+        // A write() that throws at once fails like one that rejects.
+        new Promise<void>((resolve) =>
+          resolve(this.#o.deadLetters(m.entries[0]?.stage ?? "").write(m.entries))
+        ).then(
           () => inst.host.post({ t: "dlqAck", id: m.id }),
           (e) =>
             inst.host.post({ t: "dlqAck", id: m.id, error: { code: "E_DLQ", message: String(e) } }),

@@ -59,6 +59,8 @@ export class Sender {
   #closed = false;
   /** Count of records sent (not counting replays). */
   sent = 0;
+  /** What the linger timer could not send: thrown at the next push or wait. */
+  #broken: unknown;
 
   constructor(port: MessagePort, capacity: number, batchSize: number, lingerMs: number) {
     this.#port = port;
@@ -140,6 +142,7 @@ export class Sender {
   push(record: StreamRecord<unknown>, token: Token): void {
     // A killed task's hooks may still finish: what they emit goes nowhere (its input is replayed).
     if (this.#closed) return;
+    if (this.#broken !== undefined) throw this.#broken;
     // A watermark pending on the open batch rides at its end. A record behind it in time (late)
     // must stay behind it, so it starts the next batch; one at or past it may go before it, as
     // it changes nothing the watermark decides: batches stay full where watermarks come often
@@ -155,7 +158,14 @@ export class Sender {
     else if (this.#lingerTimer === undefined) {
       this.#lingerTimer = after(this.#lingerMs, () => {
         this.#lingerTimer = undefined;
-        this.seal();
+        // Out of the task's flow: what cannot be sent (a record structured clone refuses) fails
+        // the task at its next push or wait, not the process.
+        try {
+          this.seal();
+        } catch (error) {
+          this.#broken ??= error;
+          for (const w of this.#waiters.splice(0)) w();
+        }
       });
     }
   }
@@ -222,8 +232,11 @@ export class Sender {
    * still linger).
    */
   ready(): Promise<void> {
+    if (this.#broken !== undefined) return Promise.reject(this.#broken);
     if (this.#queue.length === 0 && this.#replay.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    return new Promise((resolve, reject) =>
+      this.#waiters.push(() => this.#broken !== undefined ? reject(this.#broken) : resolve())
+    );
   }
 
   /** Forwards a watermark, in order behind the data already sent. */

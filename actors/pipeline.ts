@@ -202,6 +202,9 @@ export class Pipeline implements AsyncDisposable {
   async #run(): Promise<RunSummary> {
     const o = this.#options;
     checkOptions(pipelineOptionsSchema, o, `Cannot build pipeline "${this.name}"`);
+    if (this.#nodes.length === 0) {
+      throw new ConfigError(`Cannot run pipeline "${this.name}": it has no stages (add from())`);
+    }
     const partitions = o.partitions ?? 64;
     const plan = await compile(this.#nodes, this.#edges, o.defaults ?? {}, partitions);
     const fallback = await openDeadLetters(o.deadLetter, this.name);
