@@ -23,6 +23,14 @@ const permissions = z.union([
 
 const positive = z.number().positive().finite();
 
+/** Where dead letters go: a sink stage reference, or an object with `write(entries)`. */
+const deadLetterTarget = z.custom<object>(
+  (v) =>
+    typeof v === "object" && v !== null &&
+    ("kind" in v || typeof (v as { write?: unknown }).write === "function"),
+  "must be a sink stage or a DeadLetterSink (an object with write(entries))",
+);
+
 /** Per-stage options (the `StageOptions` type in stage_ref.ts mirrors it). */
 export const stageOptionsSchema = z.object({
   name: z.string().regex(/^[A-Za-z][\w.-]*$/, "must be an identifier").optional(),
@@ -38,12 +46,7 @@ export const stageOptionsSchema = z.object({
   permissions: permissions.optional(),
   tickMs: positive.optional(),
   idleTimeoutMs: positive.optional(),
-  deadLetter: z.custom<object>(
-    (v) =>
-      typeof v === "object" && v !== null &&
-      ("kind" in v || typeof (v as { write?: unknown }).write === "function"),
-    "must be a sink stage or a DeadLetterSink (an object with write(entries))",
-  ).optional(),
+  deadLetter: deadLetterTarget.optional(),
   watermarks: z.object({ outOfOrdernessMs: z.number().nonnegative().finite() }).strict().optional(),
   align: z.object({ maxDriftMs: z.number().nonnegative().finite() }).strict().optional(),
 }).strict();
@@ -56,12 +59,7 @@ export const pipelineOptionsSchema = z.object({
   heartbeatMs: positive.optional(),
   startTimeoutMs: positive.optional(),
   stopTimeoutMs: positive.optional(),
-  deadLetter: z.custom<object>(
-    (v) =>
-      typeof v === "object" && v !== null &&
-      ("kind" in v || typeof (v as { write?: unknown }).write === "function"),
-    "must be a sink stage or a DeadLetterSink (an object with write(entries))",
-  ).optional(),
+  deadLetter: deadLetterTarget.optional(),
   defaults: stageOptionsSchema.optional(),
   outOfOrdernessMs: z.number().nonnegative().finite().optional(),
   signals: z.boolean().optional(),
