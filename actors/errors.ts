@@ -148,5 +148,28 @@ export function toErrorInfo(error: unknown): ErrorInfo {
       stack: error.stack,
     };
   }
-  return { code: "E_THROWN", message: String(error) };
+  if (typeof error === "object" && error !== null) {
+    // A plain object thrown as an error: its own code and message, when it has them.
+    const { code, message } = error as { code?: unknown; message?: unknown };
+    return {
+      code: typeof code === "string" ? code : "E_THROWN",
+      message: typeof message === "string" ? message : describe(error),
+    };
+  }
+  return { code: "E_THROWN", message: describe(error) };
+}
+
+/** Text for any thrown value: never throws (an object without prototype has no toString). */
+function describe(value: unknown): string {
+  try {
+    const text = String(value);
+    if (text !== "[object Object]") return text;
+  } catch {
+    // no toString: see below
+  }
+  try {
+    return JSON.stringify(value) ?? Object.prototype.toString.call(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }

@@ -4,7 +4,7 @@
 // nothing is silently dropped."
 //
 // Tests named "BUG: …" fail on the code as reviewed (2fdc505) and are IGNORED until fixed (open
-// bugs, listed in the issue note; 3 more, marked "(was a bug)", are fixed). Each says what is
+// bugs, listed in the issue note; 5 more, marked "(was a bug)", are fixed). Each says what is
 // expected and what
 // happens. The others pass and stay as regression tests. Runs that might crash the process run in
 // a child `deno run`; runs that might hang are bounded (`within`/`settles`) and stopped.
@@ -476,8 +476,8 @@ for (const mode of modes) {
     }
   });
 
-  Deno.test.ignore(
-    `[${mode}] BUG: a plain object thrown as an error ({ code, message }) is dead-lettered as "[object Object]"`,
+  Deno.test(
+    `[${mode}] a plain object thrown as an error ({ code, message }) is dead-lettered as "[object Object]" (was a bug)`,
     async () => {
       // Libraries (and JSON-RPC/HTTP clients) throw plain objects with a code and a message.
       // Expected: the dead letter keeps the reason: its message "a library error as a plain
@@ -494,8 +494,8 @@ for (const mode of modes) {
     },
   );
 
-  Deno.test.ignore(
-    `[${mode}] BUG: an object without prototype thrown by process() or write() fails the whole pipeline, blamed on the source`,
+  Deno.test(
+    `[${mode}] an object without prototype thrown by process() or write() fails the whole pipeline, blamed on the source (was a bug)`,
     async (t) => {
       // Expected: the record is dead-lettered like any other throw, and the stream goes on.
       // Happens: toErrorInfo (errors.ts) calls String() on it, which throws "Cannot convert object
