@@ -63,10 +63,12 @@ interface Instance {
   again?: boolean;
   /** Its input ended: it flushes and finishes. */
   ending?: boolean;
-  /** It passed everything on (flushed, outputs ended and acked): failing now, it is not restarted. */
+  /**
+   * Whether it passed everything on (flushed, outputs ended and acked, dead letters written), as
+   * it said: failing then, it is not restarted. False when it failed owing something; undefined
+   * while it has not said.
+   */
   passedOn?: boolean;
-  /** It failed saying it had not passed everything on (dead letters unwritten, say). */
-  owes?: boolean;
   /** Requests waiting for its reply: rejected if it dies first. */
   waiting: Map<number, (error: Error) => void>;
 }
@@ -483,8 +485,7 @@ export class Runtime {
         break;
       case "error":
         if (m.counters) inst.counters = m.counters;
-        if (m.spent) inst.passedOn = true;
-        else if (m.spent === false) inst.owes = true;
+        if (m.spent !== undefined) inst.passedOn = m.spent;
         this.#failure(inst, m.error.code, m.error.message, m.stage, m.fatal);
         break;
       case "dlq":
@@ -588,7 +589,7 @@ export class Runtime {
     if (inst.done || this.#spent(inst)) {
       // It failed after it passed everything on (its last ack, say), or even once it was done:
       // nothing is left to replay. It counts as done, not as waiting for a restart.
-      this.#retire(inst);
+      this.#finishSpent(inst);
       return;
     }
     // The stage that failed is supervised by its own options, also when it runs fused.
@@ -640,7 +641,7 @@ export class Runtime {
           if (this.#ended) return;
           if (!this.#current(v)) continue;
           if (this.#spent(v)) {
-            this.#retire(v); // everything below it has finished meanwhile: nothing to replay
+            this.#finishSpent(v); // everything below it has finished meanwhile: nothing to replay
             continue;
           }
           // A stateful instance comes back with its last checkpoint; unacked input is replayed.
@@ -671,9 +672,8 @@ export class Runtime {
    * reach has finished (each had the end of its stream from `inst`, after all the rest).
    */
   #spent(inst: Instance): boolean {
-    if (inst.passedOn) return true;
-    // It said it had not (it still waited for dead letters to be written): it is restarted.
-    if (inst.owes) return false;
+    // It said (false: it still waited for dead letters to be written, say): no guess then.
+    if (inst.passedOn !== undefined) return inst.passedOn;
     const edges = this.#plan.edges.filter((e) => e.from === inst.group);
     return edges.length > 0 &&
       edges.every((e) =>
@@ -684,7 +684,7 @@ export class Runtime {
   }
 
   /** A spent instance is done for good: nothing waits for it, above or below. */
-  #retire(inst: Instance): void {
+  #finishSpent(inst: Instance): void {
     inst.done = true;
     this.#release(inst);
     // Below, a task started while it was dead waits for its channel: none will come.
@@ -804,13 +804,10 @@ export class Runtime {
   #addEnded(inst: Instance, stage: string, c: StageCounters): void {
     const counts = { ...c, mailbox: 0, credits: 0 };
     if (inst.retired || inst.index >= inst.group.parallelism) {
-      const prev = this.#retired.get(stage);
-      this.#retired.set(stage, prev ? sum([prev, counts]) : counts);
-      return;
+      return addInto(this.#retired, stage, counts);
     }
     const byInstance = this.#lastCounters.get(stage) ?? new Map();
-    const prev = byInstance.get(inst.index);
-    byInstance.set(inst.index, prev ? sum([prev, counts]) : counts);
+    addInto(byInstance, inst.index, counts);
     this.#lastCounters.set(stage, byInstance);
   }
 
@@ -824,8 +821,7 @@ export class Runtime {
       if (!byInstance) continue;
       for (const [index, c] of byInstance) {
         if (index < from) continue;
-        const prev = this.#retired.get(spec.stage);
-        this.#retired.set(spec.stage, prev ? sum([prev, c]) : c);
+        addInto(this.#retired, spec.stage, c);
         byInstance.delete(index);
       }
     }
@@ -1190,6 +1186,12 @@ function withoutExtra(state: Record<string, StateSnapshot>): Record<string, Stat
   const out: Record<string, StateSnapshot> = {};
   for (const [stage, snap] of Object.entries(state)) out[stage] = { keyed: snap.keyed };
   return out;
+}
+
+/** Adds `c` to the counters `map` holds under `key`. */
+function addInto<K>(map: Map<K, StageCounters>, key: K, c: StageCounters): void {
+  const prev = map.get(key);
+  map.set(key, prev ? sum([prev, c]) : c);
 }
 
 /** `a` less `b`, counts only (a later reading of the same counters less an earlier one). */

@@ -164,10 +164,10 @@ export class Task {
   readonly #kill = new AbortController();
   readonly #pullStop = new AbortController();
   #dlqSeq = 0;
-  readonly #dlqWaiting = new Map<number, Token>();
-  /** Dead letters sent to the supervisor and not yet written, and per message their count and stage. */
+  /** Dead letters sent to the supervisor and not yet written: per message, what it holds. */
+  readonly #dlqWaiting = new Map<number, { token: Token; n: number; stage: string }>();
+  /** Their count over all messages (see `#ready`). */
   #dlqOutstanding = 0;
-  readonly #dlqSizes = new Map<number, { n: number; stage: string }>();
   /** Waiting for room under the bound of outstanding dead letters (see `#ready`). */
   #dlqRoom: (() => void)[] = [];
   /** The finish, waiting until no dead letter nor source position waits for an ack. */
@@ -377,17 +377,16 @@ export class Task {
         if (msg.error) {
           // The stage that dead-lettered them fails (its restart replays them): not a "stage" of
           // its own, which no supervisor would count.
-          const stage = this.#dlqSizes.get(msg.id)?.stage ?? "dead-letter";
+          const stage = this.#dlqWaiting.get(msg.id)?.stage ?? "dead-letter";
           const cause = new Error(`Cannot write dead letters: ${msg.error.message}`);
           return this.#fail(new HookFailure(stage, cause));
         }
-        const token = this.#dlqWaiting.get(msg.id);
+        const waiting = this.#dlqWaiting.get(msg.id);
         this.#dlqWaiting.delete(msg.id);
-        this.#dlqOutstanding -= this.#dlqSizes.get(msg.id)?.n ?? 0;
-        this.#dlqSizes.delete(msg.id);
+        this.#dlqOutstanding -= waiting?.n ?? 0;
         for (const wake of this.#dlqRoom.splice(0)) wake();
         this.#settled();
-        token?.release();
+        waiting?.token.release();
         break;
       }
     }
@@ -402,14 +401,14 @@ export class Task {
       instance: this.#init.instance,
       parallelism: this.#init.parallelism,
       partitions: this.#init.partitions,
-      batchSize: this.#init.source?.batchSize ?? 512,
+      batchSize: this.#batchSize,
       signal: this.#kill.signal,
       watermark: () => this.#watermark,
       deadLetter: (entries: DeadLetter[], token: Token) => {
         const id = ++this.#dlqSeq;
         token.hold();
-        this.#dlqWaiting.set(id, token);
-        this.#dlqSizes.set(id, { n: entries.length, stage: entries[0]?.stage ?? "dead-letter" });
+        const stage = entries[0]?.stage ?? "dead-letter";
+        this.#dlqWaiting.set(id, { token, n: entries.length, stage });
         this.#dlqOutstanding += entries.length;
         this.#post({ t: "dlq", id, entries });
       },
@@ -473,7 +472,7 @@ export class Task {
         const hooks = await guard(spec.stage, () => def.open(config, ctx as never));
         const op = new SinkOp(spec, services, ctx, hooks);
         // Fused behind a stage: it gets that stage's output piecemeal, not channel batches.
-        if (i > 0) op.coalesce = init.source?.batchSize ?? 512;
+        if (i > 0) op.coalesce = this.#batchSize;
         ops.unshift(op);
         next = op;
       } else {
@@ -507,7 +506,6 @@ export class Task {
     if (this.#stopAsked) this.#stopSource();
     this.#post({ t: "ready" });
     if (init.hold) await this.#started;
-
     // Every upstream already finished: nothing will ever arrive.
     if (!this.#source && init.inputs.length === 0) {
       this.#enqueue({
@@ -609,7 +607,7 @@ export class Task {
    */
   async #ready(): Promise<void> {
     await Promise.all(this.#outputs.map((o) => o.ready()));
-    const bound = RETAIN * this.#init.capacity * (this.#init.source?.batchSize ?? 512);
+    const bound = RETAIN * this.#init.capacity * this.#batchSize;
     while (this.#dlqOutstanding > bound && !this.#failed) {
       await new Promise<void>((resolve) => this.#dlqRoom.push(resolve));
     }
@@ -825,7 +823,7 @@ export class Task {
    * handed out nothing.
    */
   async #fetch(): Promise<Pulled> {
-    const max = this.#init.source?.batchSize ?? 512;
+    const max = this.#batchSize;
     const signal = this.#pullStop.signal;
     for (let attempt = 1;; attempt++) {
       try {
@@ -1102,6 +1100,11 @@ export class Task {
   #passedOn(): boolean {
     if (!this.#flushed || this.#held.length > 0 || this.#dlqWaiting.size > 0) return false;
     return this.#outputs.every((o) => o.settled);
+  }
+
+  /** Records a batch holds on this task's channels (and a source pull at most). */
+  get #batchSize(): number {
+    return this.#init.source?.batchSize ?? 512;
   }
 
   #counters(): Record<string, StageCounters> {
