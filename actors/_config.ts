@@ -40,3 +40,44 @@ export function parseConfig<C>(def: { config: ConfigSchema<C> }, stage: string, 
   }
   return result.data;
 }
+
+/**
+ * Where in `value` structured clone would give up, and on what; undefined when it clones. Plain
+ * objects and arrays are walked (a large config is not copied to find out); anything else is
+ * tried on its own.
+ */
+export function unsendable(value: unknown): { path: PropertyKey[]; what: string } | undefined {
+  const seen = new Set<object>();
+  const walk = (
+    v: unknown,
+    path: PropertyKey[],
+  ): { path: PropertyKey[]; what: string } | undefined => {
+    if (typeof v === "function") return { path, what: "a function" };
+    if (typeof v === "symbol") return { path, what: "a symbol" };
+    if (typeof v !== "object" || v === null || seen.has(v)) return undefined;
+    seen.add(v);
+    const proto = Object.getPrototypeOf(v);
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const found = walk(v[i], [...path, i]);
+        if (found) return found;
+      }
+      return undefined;
+    }
+    if (proto === Object.prototype || proto === null) {
+      for (const key of Object.keys(v)) {
+        const found = walk((v as Record<string, unknown>)[key], [...path, key]);
+        if (found) return found;
+      }
+      return undefined;
+    }
+    try {
+      structuredClone(v);
+      return undefined;
+    } catch {
+      const name = (v as { constructor?: { name?: string } }).constructor?.name;
+      return { path, what: name ? `a ${name}` : "an object structured clone refuses" };
+    }
+  };
+  return walk(value, []);
+}

@@ -2,7 +2,7 @@
 import type { StageDefinition, StagePermissions } from "./stage.ts";
 import type { StageOptions, StageRef, Strategy } from "./stage_ref.ts";
 import { ConfigError } from "./errors.ts";
-import { parseConfig } from "./_config.ts";
+import { formatPath, parseConfig, unsendable } from "./_config.ts";
 import { checkOptions, stageOptionsSchema } from "./_options.ts";
 import type { StageSpec } from "./_protocol.ts";
 
@@ -96,6 +96,17 @@ export async function loadStage(ref: StageRef, name: string): Promise<StageDefin
       `Cannot load stage "${name}": ${ref.module} has no definition "${ref.export}"`,
     );
   }
+  const hooks = def as Partial<Record<"config" | "open", unknown>>;
+  if (
+    typeof (hooks.config as { safeParse?: unknown } | undefined)?.safeParse !== "function" ||
+    typeof hooks.open !== "function"
+  ) {
+    throw new ConfigError(
+      `Cannot load stage "${name}": "${ref.export}" in ${ref.module} is not a stage definition ` +
+        `(it needs a zod config schema and an open() hook: make it with defineSource, ` +
+        `defineProcessor or defineSink)`,
+    );
+  }
   if (def.kind !== ref.kind) {
     throw new ConfigError(`Cannot use stage "${name}": it is a ${def.kind}, used as a ${ref.kind}`);
   }
@@ -118,16 +129,16 @@ function resolve(
     ...defined(node.ref.options),
     ...defined(node.options),
   };
+  const own = node.options.parallelism ?? node.ref.options?.parallelism;
+  // A pipeline-wide default parallelism does not multiply sources; one set on the source does.
+  if (def.kind === "source" && o.parallelism !== 1 && !own) o.parallelism = 1;
   if (o.parallelism > partitions) {
+    // Blame the option that set it: the stage's own, or the pipeline's default.
+    const option = own === undefined ? "options.defaults.parallelism" : "options.parallelism";
     throw new ConfigError(
-      `${where}: options.parallelism: must be an integer within 1..${partitions}`,
+      `${where}: ${option}: must be an integer within 1..${partitions} (the partition count)`,
     );
   }
-  // A pipeline-wide default parallelism does not multiply sources; one set on the source does.
-  if (
-    def.kind === "source" && o.parallelism !== 1 && !node.options.parallelism &&
-    !node.ref.options?.parallelism
-  ) o.parallelism = 1;
   return {
     ...o,
     permissions: o.permissions ?? def.permissions ?? "none",
@@ -164,6 +175,16 @@ export async function compile(
       }
     }
     parseConfig(def, node.name, node.ref.config);
+    // The config goes to the stage's worker as it was written: what zod accepts (z.any()) may
+    // still not cross. Inline mode checks too, so that a pipeline runs in both or in neither.
+    const stuck = unsendable(node.ref.config);
+    if (stuck) {
+      throw new ConfigError(
+        `Cannot configure stage "${node.name}": ${formatPath("config", stuck.path)}: ` +
+          `cannot be sent to a worker (${stuck.what})`,
+        { site: { stage: node.name } },
+      );
+    }
     defs.set(node.id, def);
     resolved.set(node.id, resolve(node, def, defaults, partitions));
   }

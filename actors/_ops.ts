@@ -81,7 +81,8 @@ export function newCounters(): StageCounters {
 function observe(counters: StageCounters, ms: number): void {
   counters.batches++;
   counters.latencyMs += ms;
-  const i = LATENCY_BUCKETS.findIndex((b) => ms <= b);
+  let i = 0;
+  while (ms > LATENCY_BUCKETS[i]!) i++;
   counters.latency[i]!++;
 }
 
@@ -203,7 +204,9 @@ abstract class Op implements Downstream {
   }
 
   /** Moves side outputs and dead letters requested by a hook to the task, tied to `token`. */
-  protected settle(token: Token, failed: [StreamRecord<unknown>, ErrorInfo, number][] = []): void {
+  protected settle(token: Token, failed?: [StreamRecord<unknown>, ErrorInfo, number][]): void {
+    if (!failed?.length && this.ctx.dead.length === 0 && this.ctx.side.length === 0) return;
+    failed ??= [];
     const dead: DeadLetter[] = failed.map(([record, error, attempts]) =>
       this.#entry(record, error, attempts)
     );

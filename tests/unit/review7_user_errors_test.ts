@@ -201,8 +201,8 @@ for (const mode of modes) {
     }
   });
 
-  Deno.test.ignore(
-    `[${mode}] BUG: an export that has a kind but no config schema nor open() fails run() with a raw TypeError, not a ConfigError`,
+  Deno.test(
+    `[${mode}] an export that has a kind but no config schema nor open() fails run() with a ConfigError naming the stage (was a bug)`,
     async () => {
       // Expected: a ConfigError naming the stage and saying the export is not a stage definition
       // (made by defineProcessor). Happens: run() rejects with the runtime's own
@@ -220,8 +220,8 @@ for (const mode of modes) {
     },
   );
 
-  Deno.test.ignore(
-    `[${mode}] BUG: a stage config that zod accepts but that cannot be sent to a worker fails run() with a raw DataCloneError naming no stage`,
+  Deno.test(
+    `[${mode}] a stage config that zod accepts but that cannot be sent to a worker fails run() with a ConfigError naming the stage and path (was a bug)`,
     async () => {
       // A config holding a function (or a URL, a class instance with private fields…) passes a
       // schema such as z.any(), then fails to be posted with the task's init. Expected: a
@@ -241,8 +241,8 @@ for (const mode of modes) {
   );
 }
 
-Deno.test.ignore(
-  "BUG: defaults.parallelism above partitions is blamed on the source, which it does not even apply to",
+Deno.test(
+  "defaults.parallelism above partitions is blamed on the default, not on the source (was a bug)",
   async () => {
     // Expected: the error names options.defaults.parallelism (or a processor it applies to).
     // Happens: `Cannot configure stage "array": options.parallelism: must be an integer within
