@@ -86,6 +86,76 @@ function observe(counters: StageCounters, ms: number): void {
   counters.latency[i]!++;
 }
 
+/**
+ * Why a stage's output is not a record (`{ value, ts, key?, headers? }`), or undefined when it is
+ * one. The sink behind, a keyed edge and watermarks all rely on these fields.
+ */
+export function notARecord(r: unknown): string | undefined {
+  if (typeof r !== "object" || r === null || Array.isArray(r)) {
+    return `${r === null ? "null" : Array.isArray(r) ? "an array" : typeof r}, not a record ` +
+      `({ value, ts, key? })`;
+  }
+  const record = r as Partial<StreamRecord<unknown>>;
+  if (!("value" in record)) return "a record without value";
+  if (typeof record.ts !== "number" || !Number.isFinite(record.ts)) {
+    return `a record whose ts is ${
+      typeof record.ts === "number" ? record.ts : typeof record.ts
+    }, not a finite number`;
+  }
+  if (record.key !== undefined && typeof record.key !== "string") {
+    return `a record whose key is a ${typeof record.key}, not a string`;
+  }
+  if (
+    record.headers !== undefined && (typeof record.headers !== "object" || record.headers === null)
+  ) return `a record whose headers are ${record.headers === null ? "null" : typeof record.headers}`;
+  return undefined;
+}
+
+/**
+ * A hook broke its contract (a pull() that returned no batch, an open() that returned nothing):
+ * the stage's code is at fault, so no restart can cure it and the run fails at once.
+ */
+export function contractError(message: string): TypeError {
+  return Object.assign(new TypeError(message), { code: "E_CONTRACT" });
+}
+
+/** What a value is, in a few words, for a message about a hook's result. */
+export function what(x: unknown): string {
+  if (x === null) return "null";
+  if (Array.isArray(x)) return "an array";
+  if (typeof x === "object") return "an object";
+  return typeof x === "string"
+    ? `a string`
+    : String(x) === "undefined"
+    ? "undefined"
+    : `${typeof x} ${String(x)}`;
+}
+
+/** The usual case of a record, cheap enough for every one: see {@linkcode notARecord}. */
+function looksLikeRecord(r: StreamRecord<unknown>): boolean {
+  return typeof r === "object" && r !== null && typeof r.ts === "number" && r.ts - r.ts === 0 &&
+    (r.key === undefined || typeof r.key === "string") &&
+    (r.headers === undefined || (typeof r.headers === "object" && r.headers !== null)) &&
+    "value" in r && !Array.isArray(r);
+}
+
+/** The index of the first of `records` from `from` on that is not a record, or -1. */
+export function firstNonRecord(records: unknown[], from = 0): number {
+  for (let i = from; i < records.length; i++) {
+    const r = records[i] as StreamRecord<unknown>;
+    if (!looksLikeRecord(r) && notARecord(r) !== undefined) return i;
+  }
+  return -1;
+}
+
+/** Throws, naming the hook, when any of `out` from `from` on is not a record. */
+function checkOutput(out: unknown[], from: number, hook: string): void {
+  const at = firstNonRecord(out, from);
+  if (at >= 0) {
+    throw new TypeError(`Cannot pass on output: ${hook} gave ${notARecord(out[at])}`);
+  }
+}
+
 function isThenable(x: unknown): x is PromiseLike<unknown> {
   return typeof (x as { then?: unknown } | null)?.then === "function";
 }
@@ -291,13 +361,15 @@ export class ProcessorOp extends Op {
   }
 
   /** Takes what the hook emitted plus its return value. */
-  #collect(result: unknown): StreamRecord<unknown>[] {
+  #collect(result: unknown, hook: string): StreamRecord<unknown>[] {
     const out = this.ctx.out;
     this.ctx.out = [];
-    if (result === undefined || result === null) return out;
-    if (Array.isArray(result)) {
-      for (const r of result) out.push(r as StreamRecord<unknown>);
-    } else out.push(result as StreamRecord<unknown>);
+    if (result !== undefined && result !== null) {
+      if (Array.isArray(result)) {
+        for (const r of result) if (r !== undefined && r !== null) out.push(r);
+      } else out.push(result as StreamRecord<unknown>);
+    }
+    checkOutput(out, 0, hook);
     return out;
   }
 
@@ -337,7 +409,7 @@ export class ProcessorOp extends Op {
       if ((i & 255) === 255) this.services.beat();
       // `attempt` counts failures towards maxRetries, `transient` the faults retried beside them.
       // What a failed attempt emitted, sent aside or dead-lettered is dropped with it.
-      const sides = ctx.side.length, deads = ctx.dead.length;
+      const sides = ctx.side.length, deads = ctx.dead.length, outs = out.length;
       for (let attempt = 1, transient = 0;; attempt++) {
         try {
           let result = hooks.process(record, ctx);
@@ -345,16 +417,19 @@ export class ProcessorOp extends Op {
           if (ctx.out.length > 0) {
             for (const r of ctx.out) out.push(r);
             ctx.out.length = 0;
-            full = out.length >= chunk;
           }
           if (result !== undefined && result !== null) {
             if (Array.isArray(result)) {
-              for (const r of result) out.push(r);
-              full = out.length >= chunk;
+              // `null` or `undefined` in a returned array is nothing, as a returned null is.
+              for (const r of result) if (r !== undefined && r !== null) out.push(r);
             } else out.push(result as StreamRecord<unknown>);
           }
+          // What is not a record fails its input record here, at the stage that made it.
+          checkOutput(out, outs, "process()");
+          full = out.length >= chunk;
           break;
         } catch (error) {
+          out.length = outs;
           ctx.out.length = 0;
           ctx.side.length = sides;
           ctx.dead.length = deads;
@@ -387,9 +462,16 @@ export class ProcessorOp extends Op {
     return this.#next.ready();
   }
 
-  async #fromHook(call: () => unknown): Promise<void> {
+  async #fromHook(hook: string, call: () => unknown): Promise<void> {
     const token = this.services.hookToken();
-    const out = this.#collect(await this.retrying(call));
+    const result = await this.retrying(call);
+    let out: StreamRecord<unknown>[];
+    try {
+      out = this.#collect(result, hook);
+    } catch (error) {
+      // No input record to dead-letter: output a hook cannot pass on fails the instance.
+      throw new HookFailure(this.spec.stage, error);
+    }
     this.settle(token);
     this.counters.out += out.length;
     if (out.length > 0) await this.#next.run(out, token);
@@ -399,7 +481,7 @@ export class ProcessorOp extends Op {
   async watermark(wm: number): Promise<void> {
     this.ctx.received = wm;
     const hook = this.#hooks.onWatermark;
-    if (hook) await this.#fromHook(() => hook.call(this.#hooks, wm, this.ctx));
+    if (hook) await this.#fromHook("onWatermark()", () => hook.call(this.#hooks, wm, this.ctx));
     // A stage that generates watermarks passes on only the end of input from upstream.
     if (!this.spec.watermarks) await this.#next.watermark(wm);
     else if (wm === Infinity && this.#generated < Infinity) {
@@ -410,13 +492,13 @@ export class ProcessorOp extends Op {
 
   async tick(now: number): Promise<void> {
     const hook = this.#hooks.onTick;
-    if (hook) await this.#fromHook(() => hook.call(this.#hooks, now, this.ctx));
+    if (hook) await this.#fromHook("onTick()", () => hook.call(this.#hooks, now, this.ctx));
     await this.#next.tick(now);
   }
 
   async flush(): Promise<void> {
     const hook = this.#hooks.flush;
-    if (hook) await this.#fromHook(() => hook.call(this.#hooks, this.ctx));
+    if (hook) await this.#fromHook("flush()", () => hook.call(this.#hooks, this.ctx));
     await this.#next.flush();
   }
 

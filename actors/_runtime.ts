@@ -600,9 +600,11 @@ export class Runtime {
     this.#restartTimes.set(own, times);
     if (fatal || times.length > sup.maxRestarts) {
       const parts = inst.owned.length > 0 ? ` (partitions ${inst.owned.join(",")})` : "";
-      const how = fatal
-        ? "could not start"
-        : `failed ${times.length} times within ${sup.withinMs} ms`;
+      const how = !fatal
+        ? `failed ${times.length} times within ${sup.withinMs} ms`
+        : inst.ready
+        ? "failed in a way no restart can cure"
+        : "could not start";
       this.#fail(
         new PipelineError(
           `Cannot run pipeline "${this.#o.name}": stage "${stage}" instance ${inst.index}${parts} ` +

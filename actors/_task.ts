@@ -19,14 +19,18 @@ import { OutEdge } from "./_output.ts";
 import {
   backoff,
   Context,
+  contractError,
   type Downstream,
+  firstNonRecord,
   guard,
   HookFailure,
   isRetriable,
   newCounters,
+  notARecord,
   ProcessorOp,
   SinkOp,
   type TaskServices,
+  what,
 } from "./_ops.ts";
 import { Token } from "./_token.ts";
 import { RETAIN } from "./_sender.ts";
@@ -96,8 +100,29 @@ async function loadDefinition(module: string, name: string): Promise<StageDefini
   return def;
 }
 
+/** What `open()` returned, once it is seen to be an instance: an object with its `hook`. */
+function instanceOf<T>(hook: "pull" | "process" | "write", opened: T): T {
+  const fn = (opened as Record<string, unknown> | null | undefined)?.[hook];
+  if (typeof opened !== "object" || opened === null || typeof fn !== "function") {
+    throw contractError(
+      `open() returned ${
+        typeof opened === "object" && opened !== null
+          ? "an object without " + hook + "()"
+          : what(opened)
+      }, not an instance with ${hook}() (a missing return?)`,
+    );
+  }
+  return opened;
+}
+
 /** Error codes that no restart can cure when a stage fails to open. */
 const FATAL_AT_START = new Set(["E_CONFIG", "E_UNSTABLE", "NotCapable", "PermissionDenied"]);
+
+/**
+ * Error codes no restart can cure at any time: a stage that broke its contract (its code is at
+ * fault), a Deno permission the worker was not given (a worker's permissions never change).
+ */
+const FATAL = new Set(["E_CONTRACT", "NotCapable"]);
 
 /**
  * Source pulls a fused stateful stage holds (positions not yet acked) before it asks for a
@@ -451,32 +476,41 @@ export class Task {
     let next: Downstream = outputs;
     // One after another: loading modules side by side is slower (measured), they share zod.
     const defs: StageDefinition[] = [];
-    for (const s of init.chain) defs.push(await loadDefinition(s.module, s.export));
+    // A module that fails to import (a permission it needs at top level) names its own stage.
+    for (const s of init.chain) {
+      defs.push(await guard(s.stage, () => loadDefinition(s.module, s.export)));
+    }
     // Each op is registered as soon as it is open, so that a failure or kill closes it.
     const ops = this.#ops;
     for (let i = init.chain.length - 1; i >= 0; i--) {
       const spec = init.chain[i]!;
       const def = defs[i]!;
-      const config = parseConfig(def, spec.stage, spec.config);
+      const config = await guard(spec.stage, () => parseConfig(def, spec.stage, spec.config));
       if (def.kind === "source") {
         this.#sourceCtx = new Context(spec.stage, services);
         // Fused with a stateful stage: the restored checkpoint says where its input ended.
         const resume = init.restore?.[spec.stage]?.extra as SourceResume | undefined;
         this.#resume = resume;
         this.#sourceCtx.resumeFrom = resume?.position;
-        this.#source = await guard(spec.stage, () => def.open(config, this.#sourceCtx!));
+        this.#source = await guard(spec.stage, async () => {
+          return instanceOf("pull", await def.open(config, this.#sourceCtx!));
+        });
         break;
       }
       const ctx = new Context(spec.stage, services);
       if (def.kind === "sink") {
-        const hooks = await guard(spec.stage, () => def.open(config, ctx as never));
+        const hooks = await guard(spec.stage, async () => {
+          return instanceOf("write", await def.open(config, ctx as never));
+        });
         const op = new SinkOp(spec, services, ctx, hooks);
         // Fused behind a stage: it gets that stage's output piecemeal, not channel batches.
         if (i > 0) op.coalesce = this.#batchSize;
         ops.unshift(op);
         next = op;
       } else {
-        const hooks = await guard(spec.stage, () => def.open(config, ctx));
+        const hooks = await guard(spec.stage, async () => {
+          return instanceOf("process", await def.open(config, ctx));
+        });
         const op = new ProcessorOp(spec, services, ctx, hooks, next);
         ops.unshift(op);
         next = op;
@@ -827,7 +861,20 @@ export class Task {
     const signal = this.#pullStop.signal;
     for (let attempt = 1;; attempt++) {
       try {
-        return { batch: await this.#source!.pull({ max, signal }, this.#sourceCtx!) };
+        const batch = await this.#source!.pull({ max, signal }, this.#sourceCtx!);
+        if (
+          batch !== null && !Array.isArray((batch as SourceBatch<unknown> | undefined)?.records)
+        ) {
+          const got = typeof batch === "object" && batch !== undefined
+            ? `{ records: ${what(batch.records)} }`
+            : what(batch);
+          return {
+            error: contractError(
+              `pull() returned ${got}, not a batch ({ records: [...] }) nor null at the end of input`,
+            ),
+          };
+        }
+        return { batch };
       } catch (error) {
         if (!isRetriable(error) || signal.aborted) return { error };
         this.#sourceCounters.failed++;
@@ -852,9 +899,23 @@ export class Task {
       await this.#maybeFinish();
       return;
     }
-    const records = batch.records;
+    let records = batch.records;
     // Dead letters the source asked for (input it could not decode), tied to this pull's position.
     const dead = this.#sourceCtx!.dead.splice(0);
+    // What is not a record goes to the dead letters, as the value of one, with what is wrong.
+    const wrong = firstNonRecord(records);
+    if (wrong >= 0) {
+      const ok: StreamRecord<unknown>[] = records.slice(0, wrong);
+      for (let j = wrong; j < records.length; j++) {
+        const bad = notARecord(records[j]);
+        if (bad === undefined) ok.push(records[j]!);
+        else {
+          const error = { code: "E_NOT_A_RECORD", message: `pull() gave ${bad}` };
+          dead.push([{ value: records[j], ts: Date.now() }, error]);
+        }
+      }
+      records = ok;
+    }
     if (records.length === 0 && dead.length === 0) {
       // Caught up: what a fused stateful stage holds back from the source is checkpointed now,
       // so a source that answers its clients on ack (HTTP) does not wait for the timer.
@@ -1158,7 +1219,7 @@ export class Task {
     const cause = error instanceof HookFailure ? error.cause : error;
     const error_ = toErrorInfo(cause);
     // A bad config, a missing permission or flag will fail the same way on every restart.
-    const fatal = starting && FATAL_AT_START.has(error_.code);
+    const fatal = (starting && FATAL_AT_START.has(error_.code)) || FATAL.has(error_.code);
     const instance = this.#init?.instance ?? -1;
     const counters = this.#init ? this.#counters() : undefined;
     const spent = this.#passedOn();

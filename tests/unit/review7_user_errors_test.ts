@@ -376,8 +376,8 @@ Deno.test("[workers] two independent flows in one pipeline, one sink reference u
 // ---------------------------------------------------------------------------------------------
 
 for (const mode of modes) {
-  Deno.test.ignore(
-    `[${mode}] BUG: a processor's output that is not a record (a string, null, no ts, a NaN ts, a numeric key) reaches the sink as if it were one`,
+  Deno.test(
+    `[${mode}] a processor's output that is not a record (a string, null, no ts, a NaN ts, a numeric key) is dead-lettered at that stage, not handed to the sink (was a bug)`,
     async () => {
       // Expected (as mapRecord does for its own output, processors/map_record.ts `check`): the
       // runtime dead-letters such output at the stage that returned it, naming what is wrong
@@ -415,8 +415,8 @@ for (const mode of modes) {
     },
   );
 
-  Deno.test.ignore(
-    `[${mode}] BUG: a processor returning [null] ahead of a keyed edge fails the whole pipeline, blamed on the source`,
+  Deno.test(
+    `[${mode}] a processor returning [null] ahead of a keyed edge: the null is nothing, the other records arrive (was a bug)`,
     async () => {
       // Expected: the null is dead-lettered (or dropped) at stage "malformed" and the other nine
       // records arrive. Happens: OutEdge.#route (_output.ts) reads `r.key` of null, the TypeError
@@ -535,8 +535,8 @@ for (const mode of modes) {
 // ---------------------------------------------------------------------------------------------
 
 for (const mode of modes) {
-  Deno.test.ignore(
-    `[${mode}] BUG: a pull() returning { records: <not an array> } is dropped without a word, and the counters turn to NaN`,
+  Deno.test(
+    `[${mode}] a pull() returning { records: <not an array> } fails the run, saying what pull() returned (was a bug)`,
     async () => {
       // Expected: a clear failure (or a dead letter) saying pull() returned records that are not
       // an array. Happens: Task.#consume (_task.ts) reads `records.length` (undefined) so it runs
@@ -559,8 +559,8 @@ for (const mode of modes) {
     },
   );
 
-  Deno.test.ignore(
-    `[${mode}] BUG: a pull() returning undefined, {} or a number fails with an internal TypeError after restarts, not saying pull() returned a bad batch`,
+  Deno.test(
+    `[${mode}] a pull() returning undefined, {} or a number fails the run at once, saying pull() returned no batch (was a bug)`,
     async (t) => {
       // A forgotten `return null` at the end of input is the usual way to get here. Expected: an
       // error naming the stage and saying pull() returned undefined instead of a batch or null.
@@ -735,8 +735,8 @@ Deno.test("[inline] a DeadLetterSink whose write() rejects fails the run with a 
 // Permissions, open() that returns nothing
 // ---------------------------------------------------------------------------------------------
 
-Deno.test.ignore(
-  "BUG: [workers] a stage module that needs a permission at import time is reported under the stage it is fused with",
+Deno.test(
+  "[workers] a stage module that needs a permission at import time is reported under its own stage, not the one it is fused with (was a bug)",
   async () => {
     // Expected: `stage "needsHome" instance 0 could not start; cause NotCapable: Requires env
     // access to "HOME"…`, at once. Happens: the cause and the no-restart are right, but the stage
@@ -772,8 +772,8 @@ export default defineProcessor({
   },
 );
 
-Deno.test.ignore(
-  "BUG: [workers] a source that needs a permission only in pull() is restarted maxRestarts times before the run fails",
+Deno.test(
+  "[workers] a source that needs a permission only in pull() fails the run at once, not after maxRestarts restarts (was a bug)",
   async () => {
     // Expected: as for a permission missing in open() ("could not start … NotCapable", no
     // restart): no restart can grant it. Happens: the message names the permission, but
@@ -811,8 +811,8 @@ Deno.test("[workers] a sink without the write permission it needs dead-letters e
 });
 
 for (const mode of modes) {
-  Deno.test.ignore(
-    `[${mode}] BUG: a processor whose open() returns nothing fails after restarts with an internal TypeError, blamed on the source`,
+  Deno.test(
+    `[${mode}] a processor whose open() returns nothing fails at once, naming the stage and open() (was a bug)`,
     async () => {
       // A forgotten `return` in open(). Expected: at once (no restart helps), an error naming
       // stage "openReturnsNothing" and saying open() returned no instance. Happens: the task reads
@@ -831,8 +831,8 @@ for (const mode of modes) {
     },
   );
 
-  Deno.test.ignore(
-    `[${mode}] BUG: a sink whose open() returns nothing dead-letters every record as if each were bad`,
+  Deno.test(
+    `[${mode}] a sink whose open() returns nothing fails the run naming open(), and dead-letters nothing (was a bug)`,
     async () => {
       // Expected: a clear error naming the stage and open(), with nothing dead-lettered (the
       // records are fine). Happens: SinkOp calls `this.#hooks.write` on undefined, the TypeError is
