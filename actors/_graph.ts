@@ -2,7 +2,8 @@
 import type { StageDefinition, StagePermissions } from "./stage.ts";
 import type { StageOptions, StageRef, Strategy } from "./stage_ref.ts";
 import { ConfigError } from "./errors.ts";
-import { formatPath, parseConfig, unsendable } from "./_config.ts";
+import { formatPath, parseConfig } from "./_config.ts";
+import { unsendable } from "./_clone.ts";
 import { checkOptions, stageOptionsSchema } from "./_options.ts";
 import type { StageSpec } from "./_protocol.ts";
 

@@ -2,7 +2,7 @@
 import { partitionOf } from "./partitioner.ts";
 import type { StreamRecord } from "./record.ts";
 import type { RouteSpec } from "./_protocol.ts";
-import { Sender } from "./_sender.ts";
+import { type Rejector, Sender } from "./_sender.ts";
 import type { Token } from "./_token.ts";
 
 /** One outgoing edge of a task: a router over one sender per downstream instance. */
@@ -26,7 +26,10 @@ export class OutEdge {
   /** Downstream instances that had everything already: what would go to them is dropped. */
   readonly #finished: Set<number>;
 
-  constructor(spec: RouteSpec, instance: number, partitions: number) {
+  readonly #reject: Rejector | undefined;
+
+  constructor(spec: RouteSpec, instance: number, partitions: number, reject?: Rejector) {
+    this.#reject = reject;
     this.spec = spec;
     this.#instance = instance;
     this.#partitions = partitions;
@@ -48,7 +51,7 @@ export class OutEdge {
     if (existing) existing.reconnect(port);
     else {
       const { capacity, batchSize, lingerMs } = this.spec;
-      const sender = new Sender(port, capacity, batchSize, lingerMs);
+      const sender = new Sender(port, capacity, batchSize, lingerMs, this.#reject);
       this.senders.set(to, sender);
       sender.watermark(this.#lastWatermark);
       if (this.#ended) sender.end();

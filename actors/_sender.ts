@@ -9,7 +9,15 @@ import type { StreamRecord } from "./record.ts";
 import type { ToReceiver, ToSender } from "./_protocol.ts";
 import type { Token } from "./_token.ts";
 import { after } from "./_timer.ts";
-import { type Column, Packer } from "./_wire.ts";
+import { type Column, Packer, unpack } from "./_wire.ts";
+import { formatPath } from "./_config.ts";
+import { isCloneError, unsendable } from "./_clone.ts";
+
+/**
+ * Takes the records of a batch that structured clone refused (a function or a symbol in a value),
+ * with the reason for each and the tokens of the batch they came in: they are dead-lettered.
+ */
+export type Rejector = (records: unknown[], reasons: string[], tokens: Token[]) => void;
 
 /** Batches a sender keeps for a replay, as a multiple of the receiver's capacity. */
 export const RETAIN = 4;
@@ -62,7 +70,17 @@ export class Sender {
   /** What the linger timer could not send: thrown at the next push or wait. */
   #broken: unknown;
 
-  constructor(port: MessagePort, capacity: number, batchSize: number, lingerMs: number) {
+  /** Where records that cannot cross go; without one, the failed post throws. */
+  readonly #reject: Rejector | undefined;
+
+  constructor(
+    port: MessagePort,
+    capacity: number,
+    batchSize: number,
+    lingerMs: number,
+    reject?: Rejector,
+  ) {
+    this.#reject = reject;
     this.#port = port;
     this.#capacity = capacity;
     this.#batchSize = batchSize;
@@ -219,7 +237,47 @@ export class Sender {
       batch.packed = this.#packer.pack(batch.records!);
       batch.records = undefined;
     }
-    this.#post({ t: "b", seq: batch.seq, records: batch.packed, wm: batch.wm });
+    try {
+      this.#post({ t: "b", seq: batch.seq, records: batch.packed, wm: batch.wm });
+    } catch (error) {
+      if (!isCloneError(error) || !this.#reject) throw error;
+      this.#sendCloneable(batch, error);
+    }
+  }
+
+  /**
+   * Structured clone refused the batch: the records it refuses are taken out and rejected (to be
+   * dead-lettered), and the rest is sent under the same sequence number. A batch left empty is
+   * acked at once.
+   */
+  #sendCloneable(batch: Pending, error: unknown): void {
+    const good: StreamRecord<unknown>[] = [];
+    const bad: unknown[] = [];
+    const reasons: string[] = [];
+    for (const record of unpack(batch.packed!) as StreamRecord<unknown>[]) {
+      const stuck = unsendable(record);
+      if (stuck === undefined) good.push(record);
+      else {
+        bad.push(record);
+        reasons.push(
+          `Cannot send record to the next stage: it could not be cloned ` +
+            `(${formatPath("record", stuck.path)}: ${stuck.what})`,
+        );
+      }
+    }
+    if (bad.length === 0) throw error;
+    this.sent -= bad.length;
+    batch.size = good.length;
+    batch.packed = this.#packer.pack(good);
+    this.#reject!(bad, reasons, batch.tokens);
+    if (good.length > 0) {
+      this.#post({ t: "b", seq: batch.seq, records: batch.packed, wm: batch.wm });
+      return;
+    }
+    // Nothing left to send: done here, after the loop that is sending. A watermark it carried
+    // goes on alone.
+    if (batch.wm !== undefined) this.#post({ t: "w", wm: batch.wm });
+    queueMicrotask(() => this.ack(batch.seq));
   }
 
   #post(message: ToReceiver): void {

@@ -36,6 +36,7 @@ import { Token } from "./_token.ts";
 import { RETAIN } from "./_sender.ts";
 import { after, every } from "./_timer.ts";
 import { unpack } from "./_wire.ts";
+import { isCloneError, sendable } from "./_clone.ts";
 
 /** Control endpoint of a task: a worker's global scope or one end of a MessageChannel. */
 export interface ControlPort {
@@ -417,6 +418,35 @@ export class Task {
     }
   }
 
+  /** Records of this task's output that could not be sent (not cloneable): dead-lettered. */
+  #rejected(records: unknown[], reasons: string[], tokens: Token[]): void {
+    const chain = this.#init.chain;
+    const stage = chain[chain.length - 1]!.stage;
+    const last = this.#ops[this.#ops.length - 1];
+    const counters = last?.spec.stage === stage ? last.counters : this.#sourceCounters;
+    counters.out -= records.length;
+    counters.deadLettered += records.length;
+    // The inputs they came from are acked once the dead letters are written too.
+    for (const t of tokens) t.hold();
+    const token = new Token(() => {
+      for (const t of tokens) t.release();
+    });
+    const at = Date.now();
+    const instance = this.#init.instance;
+    this.#services().deadLetter(
+      records.map((record, i) => ({
+        record: record as StreamRecord<unknown>,
+        error: { code: "E_NOT_CLONEABLE", message: reasons[i]! },
+        stage,
+        instance,
+        attempts: 1,
+        at,
+      })),
+      token,
+    );
+    token.release();
+  }
+
   #post(message: FromTask): void {
     this.#control.postMessage(message);
   }
@@ -435,7 +465,15 @@ export class Task {
         const stage = entries[0]?.stage ?? "dead-letter";
         this.#dlqWaiting.set(id, { token, n: entries.length, stage });
         this.#dlqOutstanding += entries.length;
-        this.#post({ t: "dlq", id, entries });
+        try {
+          this.#post({ t: "dlq", id, entries });
+        } catch (error) {
+          if (!isCloneError(error)) throw error;
+          // A record holding what cannot cross (a function, a symbol) is still dead-lettered:
+          // with those parts replaced by what they were.
+          const copies = entries.map((e) => ({ ...e, record: sendable(e.record) as never }));
+          this.#post({ t: "dlq", id, entries: copies });
+        }
       },
       beat: () => {
         if (Date.now() - this.#lastBeat >= this.#init.heartbeatMs) this.#heartbeat();
@@ -469,7 +507,9 @@ export class Task {
     }
     const services = this.#services();
     for (const spec of init.outputs) {
-      this.#outputs.push(new OutEdge(spec, init.instance, init.partitions));
+      this.#outputs.push(
+        new OutEdge(spec, init.instance, init.partitions, (r, why, t) => this.#rejected(r, why, t)),
+      );
     }
     const outputs = this.#outputsDownstream();
     // Build the chain back to front so each op knows its successor.

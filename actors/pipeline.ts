@@ -138,6 +138,8 @@ export class Pipeline implements AsyncDisposable {
   #running: Promise<RunSummary> | undefined;
   /** `stop()` came before the runtime existed: it stops as soon as it starts. */
   #stopAsked = false;
+  /** Resolved once the runtime exists (a scale() waits for it while the plan compiles). */
+  readonly #started = Promise.withResolvers<void>();
 
   /**
    * Creates a pipeline; {@linkcode pipeline} is the shorter way.
@@ -228,6 +230,7 @@ export class Pipeline implements AsyncDisposable {
       checkpointMs: o.checkpointMs ?? 1000,
       restoreState: o.restoreState ?? false,
     });
+    this.#started.resolve();
     try {
       const done = this.#runtime.start();
       if (this.#stopAsked) void this.#runtime.stop();
@@ -248,6 +251,10 @@ export class Pipeline implements AsyncDisposable {
 
   /** Changes a stage's parallelism at run time; keyed state moves with its partitions. */
   async scale(stage: string, parallelism: number): Promise<void> {
+    // Called right after run(), while the plan compiles: the rescale waits for the runtime.
+    if (!this.#runtime && this.#running) {
+      await Promise.race([this.#started.promise, this.#running.catch(() => {})]);
+    }
     if (!this.#runtime) throw new TypeError("Cannot scale: the pipeline is not running");
     await this.#runtime.scale(stage, parallelism);
   }

@@ -587,8 +587,8 @@ for (const mode of modes) {
 // Records that structured clone refuses (functions, symbols)
 // ---------------------------------------------------------------------------------------------
 
-Deno.test.ignore(
-  "BUG: [inline] a record holding a function, sealed by the linger timer, is not dead-lettered (it crashed the process; now it fails the run)",
+Deno.test(
+  "[inline] a record holding a function, sealed by the linger timer, is dead-lettered and the run goes on (was a bug: it crashed the process)",
   async () => {
     // Expected: the record is dead-lettered with the reason (DataCloneError) and the other nine
     // arrive; at worst run() rejects. Happens: Sender.seal() runs from the linger timer
@@ -613,8 +613,8 @@ console.log(JSON.stringify({ result, ids, dead: dead.entries.map((e) => e.error.
   },
 );
 
-Deno.test.ignore(
-  "BUG: [workers] one record holding a function or a symbol fails the whole pipeline instead of being dead-lettered",
+Deno.test(
+  "[workers] one record holding a function or a symbol is dead-lettered, the stream goes on (was a bug)",
   async (t) => {
     // Expected: like any poison record, it is dead-lettered with the reason ("could not be
     // cloned") and the stream goes on. Happens: postMessage of the batch throws (from the linger
@@ -641,8 +641,8 @@ Deno.test.ignore(
 );
 
 for (const mode of modes) {
-  Deno.test.ignore(
-    `[${mode}] BUG: a dead letter whose record holds a symbol fails the whole pipeline`,
+  Deno.test(
+    `[${mode}] a dead letter whose record holds a symbol is written, the stream goes on (was a bug)`,
     async () => {
       // The stage itself dead-letters the record it cannot handle (ctx.deadLetter). Expected: the
       // dead letter is written (its value made cloneable, or the entry kept with the reason "could
@@ -898,8 +898,8 @@ Deno.test("[inline] scale() of a source or of a forward-wired stage is refused a
 });
 
 for (const mode of modes) {
-  Deno.test.ignore(
-    `[${mode}] BUG: scale() called right after run() says the pipeline is not running`,
+  Deno.test(
+    `[${mode}] scale() called right after run() waits for the pipeline to start (was a bug)`,
     async () => {
       // Expected: the rescale waits until the pipeline has started (as stop() does in that
       // window), or a clear "not started yet". Happens: Pipeline.scale (pipeline.ts) throws
