@@ -42,6 +42,11 @@ const ID_PART = /[\p{ID_Continue}$_\\\u200c\u200d]/u;
  * @returns The tokens; on malformed input (an unterminated string, say) it stops early.
  */
 export function tokenize(src: string): Token[] {
+  return scan(src).toks;
+}
+
+/** {@linkcode tokenize}, also telling whether it reached the end (false: malformed input). */
+function scan(src: string): { toks: Token[]; complete: boolean } {
   const out: Token[] = [];
   // Open brackets: "(" (kw: after if/for/while/with), "{" (block or not), "${" (template), each
   // with its count of pending `?`; the first entry stands for the top level.
@@ -111,17 +116,17 @@ export function tokenize(src: string): Token[] {
       while (i < src.length && !/[\n\r\u2028\u2029]/.test(src[i] as string)) i++;
     } else if (c === "/" && src[i + 1] === "*") {
       const end = src.indexOf("*/", i + 2);
-      if (end < 0) break;
+      if (end < 0) return { toks: out, complete: false };
       if (/[\n\r\u2028\u2029]/.test(src.slice(i, end))) nl = true;
       i = end + 2;
     } else if (c === '"' || c === "'") {
       i++;
       while (i < src.length && src[i] !== c && src[i] !== "\n") i += src[i] === "\\" ? 2 : 1;
-      if (src[i] !== c) break;
+      if (src[i] !== c) return { toks: out, complete: false };
       push("str", src.slice(at, ++i), at);
     } else if (c === "`") {
       i++;
-      if (!template()) break;
+      if (!template()) return { toks: out, complete: false };
     } else if (/[0-9]/.test(c) || (c === "." && /[0-9]/.test(src[i + 1] ?? ""))) {
       while (i < src.length) {
         const d = src[i] as string;
@@ -146,7 +151,7 @@ export function tokenize(src: string): Token[] {
       stack.pop();
       push("punct", ")", at);
       i++;
-      if (!template()) break;
+      if (!template()) return { toks: out, complete: false };
     } else {
       const p = PUNCT.find((s) =>
         src.startsWith(s, i) && !(s === "?." && /\d/.test(src[i + 2] ?? ""))
@@ -172,7 +177,7 @@ export function tokenize(src: string): Token[] {
       push("punct", v, at);
     }
   }
-  return out;
+  return { toks: out, complete: true };
 
   /** Scans a regex literal from `i` (at its "/"); false (and `i` unchanged) if it is not one. */
   function scanRegex(): boolean {

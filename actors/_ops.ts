@@ -424,8 +424,9 @@ export class ProcessorOp extends Op {
               for (const r of result) if (r !== undefined && r !== null) out.push(r);
             } else out.push(result as StreamRecord<unknown>);
           }
-          // What is not a record fails its input record here, at the stage that made it.
-          checkOutput(out, outs, "process()");
+          // What is not a record fails its input record here, at the stage that made it. The
+          // input passed on as it is (a filter) was checked where it was made.
+          if (out.length !== outs + 1 || out[outs] !== record) checkOutput(out, outs, "process()");
           full = out.length >= chunk;
           break;
         } catch (error) {
