@@ -1,9 +1,10 @@
 /**
  * Free-variable finder for the source text of one JavaScript function (internal).
  *
- * A small tokenizer plus a scope-light pass: every name bound anywhere in the source (parameters,
- * declarations, function and class names, catch parameters) counts as bound everywhere. That can
- * miss a free variable (a false negative) but never flags a name the function binds itself.
+ * A small tokenizer plus a scope-aware pass: a name counts as bound only inside the scope that
+ * binds it (parameters, declarations, function and class names, catch parameters). Where unsure it
+ * errs towards "bound": it can miss a free variable (a false negative) but must never flag a name
+ * the function binds itself, since that would reject a working function.
  *
  * @module
  */
@@ -199,7 +200,6 @@ function scan(src: string): { toks: Token[]; complete: boolean } {
     return true;
   }
 }
-
 /** Words never reported: reserved words, contextual keywords and implicit bindings. */
 const KEYWORDS = new Set(
   ("break case catch class const continue debugger default delete do else enum export extends " +
@@ -210,30 +210,53 @@ const KEYWORDS = new Set(
 );
 const MODIFIERS = new Set(["get", "set", "async", "static", "accessor"]);
 const STATEMENT_WORDS = /^(if|for|while|switch|with)$/;
+/** Statements that may hold other statements, so do not simply end at the next `;`. */
+const COMPOUND = /^(if|for|while|do|with|switch|try|function|class|async|let|const|var|using)$/;
+const CLOSERS: Record<string, string> = { "(": ")", "[": "]", "{": "}" };
 
 interface Frame {
   readonly kind: "root" | "paren" | "bracket" | "block" | "object" | "class";
   /** Names directly at this level are bindings (parameters, destructuring patterns). */
   readonly pattern: boolean;
+  /** The pattern belongs to a `var`: its names go to the function scope. */
+  readonly hoist: boolean;
   /** After `=` in a pattern: a default value, so an expression. */
   inDefault: boolean;
   /** Object literal or pattern: at a property key; class body: at a member's start. */
   keyPos: boolean;
   /** A `var`/`let`/`const` list is open at this level (a `,` starts another declarator). */
   decl: boolean;
+  /** That list is a `var` one. */
+  declVar: boolean;
+}
+
+/** A scope: the names bound in it are visible from where it opens to its last token. */
+interface Scope {
+  readonly parent: Scope | undefined;
+  /** Index of its last token. */
+  readonly end: number;
+  /** A function body (or the top level, or a class's `static {}`): where `var`s are bound. */
+  readonly fn: boolean;
+  readonly names: Set<string>;
 }
 
 /**
  * Lists the names a function's source uses but does not bind, in first-use order.
  *
- * Scope-light: a name bound anywhere in the source counts as bound everywhere. Globals are not
- * removed here (the caller filters them against `globalThis`).
+ * Scope-aware: a name counts as bound only inside the scope that binds it (function, block,
+ * `for` head, `catch` clause, class body), with `var` and function declarations hoisted to their
+ * function and `let`/`const`/`class` bound in their whole block. Where a scope's end is unclear
+ * it is taken to run on (a missed free name, never a wrongly flagged bound one); on input it
+ * does not understand (unbalanced brackets, an unterminated string…) it falls back to counting a
+ * name bound anywhere in the source as bound everywhere. Globals are not removed here (the
+ * caller filters them against `globalThis`).
  *
  * @param source The function's source text (as from `Function.prototype.toString`).
  * @returns The free names, deduplicated.
  */
 export function freeVariables(source: string): string[] {
-  const toks = tokenize(source);
+  const { toks, complete } = scan(source);
+  let sure = complete; // false: fall back to the scope-light answer
   const match = new Map<number, number>();
   const open: number[] = [];
   toks.forEach((tok, k) => {
@@ -241,25 +264,66 @@ export function freeVariables(source: string): string[] {
     if (tok.v === "(" || tok.v === "[" || tok.v === "{") open.push(k);
     else if (tok.v === ")" || tok.v === "]" || tok.v === "}") {
       const o = open.pop();
+      if (o === undefined || CLOSERS[toks[o]?.v ?? ""] !== tok.v) sure = false;
       if (o !== undefined) match.set(o, k);
     }
   });
-  const frame = (kind: Frame["kind"], pattern = false, keyPos = false): Frame => ({
+  if (open.length > 0) sure = false;
+  const frame = (kind: Frame["kind"], pattern = false, keyPos = false, hoist = false): Frame => ({
     kind,
     pattern,
+    hoist,
     inDefault: false,
     keyPos,
     decl: false,
+    declVar: false,
   });
   const stack: Frame[] = [frame("root")];
-  const bound = new Set<string>();
-  const used: string[] = [];
+  const bound = new Set<string>(); // every name bound anywhere (for the fallback)
+  const refs: [string, Scope][] = []; // each use, with the scope it is in
+  const root: Scope = { parent: undefined, end: toks.length, fn: true, names: new Set() };
+  let scope = root;
+  /** Opens a scope ending at token `end` (undefined: not understood). */
+  const enter = (end: number | undefined, fn: boolean) => {
+    // A scope must close inside its parent; otherwise the brackets were misread.
+    if (end === undefined || end > scope.end) sure = false;
+    scope = { parent: scope, end: Math.min(end ?? scope.end, scope.end), fn, names: new Set() };
+  };
+  /** Binds a name in the current scope or, `hoist`ed (`var`, functions), its function's. */
+  const bind = (name: string, hoist = false) => {
+    bound.add(name);
+    let s = scope;
+    while (hoist && !s.fn && s.parent) s = s.parent;
+    s.names.add(name);
+  };
+  /** Last token of the body of a function whose parameters end at token `close`. */
+  const bodyEnd = (close: number): number | undefined => {
+    if (isPunct(toks[close + 1], "{")) return match.get(close + 1);
+    if (!isPunct(toks[close + 1], "=>")) return undefined;
+    if (isPunct(toks[close + 2], "{")) return match.get(close + 2);
+    return expressionEnd(toks, match, close + 2);
+  };
+  /** Last token of the body of a `for` whose head ends at token `close`. */
+  const forEnd = (close: number): number | undefined => {
+    const body = toks[close + 1];
+    if (isPunct(body, "{")) return match.get(close + 1);
+    // A compound or labelled statement: where it ends is not worth working out, so run on.
+    if (body?.t === "name" && (COMPOUND.test(body.v) || isPunct(toks[close + 2], ":"))) {
+      return scope.end;
+    }
+    return expressionEnd(toks, match, close + 1, true);
+  };
   let pendingDecl = false; // the next token is a declaration target
+  let pendingVar = false; // of a `var`
   let bindFn = false; // after `function`: the next name is the function's
+  let fnDecl = false; // that function is a declaration (its name is bound outside it)
+  let fnName: string | undefined; // a function expression's name, bound in its own scope
   let classAt = -1; // stack depth whose next `{` is a class body
+  let className: string | undefined; // the name that class binds inside its body
   let lastKey = -1; // index of the last token taken as a property key or member name
 
   for (let k = 0; k < toks.length; k++) {
+    while (k > scope.end && scope.parent) scope = scope.parent; // leave the scopes that ended
     const tok = toks[k] as Token;
     const prev = toks[k - 1];
     const next = toks[k + 1];
@@ -267,6 +331,7 @@ export function freeVariables(source: string): string[] {
     const declTarget = pendingDecl;
     pendingDecl = false;
     const binding = declTarget || (top.pattern && !top.inDefault);
+    const hoist = declTarget ? pendingVar : top.hoist;
     if (top.kind === "class" && tok.nl && prev && endsExpression(prev)) top.keyPos = true;
 
     if (top.kind === "class" && top.keyPos && tok.t !== "punct") {
@@ -280,24 +345,45 @@ export function freeVariables(source: string): string[] {
     if (tok.t === "punct") {
       const v = tok.v;
       if (v === "(") {
-        const after = toks[(match.get(k) ?? toks.length) + 1];
+        const close = match.get(k);
+        const after = toks[(close ?? toks.length) + 1];
         const before = toks[k - 2]?.v;
         const word = prev?.t === "name" && before !== "." && before !== "?." && lastKey !== k - 1
           ? prev.v
           : "";
-        const params = word === "catch" || after?.v === "=>" ||
-          (after?.v === "{" && !STATEMENT_WORDS.test(word) &&
+        const params = word === "catch" || isPunct(after, "=>") ||
+          (isPunct(after, "{") && !STATEMENT_WORDS.test(word) &&
             !(word === "await" && before === "for"));
+        if (params && word === "catch") {
+          // `catch (e) {…}`: `e` is bound in the catch block only.
+          enter(close !== undefined && isPunct(after, "{") ? match.get(close + 1) : undefined, false);
+        } else if (params) {
+          // A function's parameters and body share a scope, with its own name if an expression.
+          enter(close === undefined ? undefined : bodyEnd(close), true);
+          if (fnName !== undefined) bind(fnName);
+        } else if (word === "for" || (word === "await" && before === "for")) {
+          // `for (let i …)`: bound in the head and the body.
+          enter(close === undefined ? undefined : forEnd(close), false);
+        }
         stack.push(frame("paren", params));
       } else if (v === "[") {
         const computed = (top.kind === "object" || top.kind === "class") && top.keyPos;
         if (computed) top.keyPos = false;
-        stack.push(frame("bracket", binding && !computed));
+        stack.push(frame("bracket", binding && !computed, false, hoist));
       } else if (v === "{") {
         const keyed = top.kind === "object" && top.keyPos;
-        if (binding && !keyed) stack.push(frame("object", true, true));
-        else if (classAt === stack.length) stack.push(frame("class", false, true));
-        else stack.push(tok.block ? frame("block") : frame("object", false, true));
+        if (binding && !keyed) stack.push(frame("object", true, true, hoist));
+        else if (classAt === stack.length) {
+          // A class body: the class's name is bound inside it (even for a class expression).
+          stack.push(frame("class", false, true));
+          enter(match.get(k), false);
+          if (className !== undefined) bind(className);
+          className = undefined;
+        } else if (tok.block) {
+          // A class's `static {}` is a function body of its own (for its `var`s).
+          enter(match.get(k), top.kind === "class" && prev?.v === "static");
+          stack.push(frame("block"));
+        } else stack.push(frame("object", false, true));
         if (classAt === stack.length - 1) classAt = -1;
       } else if (v === ")" || v === "]" || v === "}") {
         if (stack.length > 1) stack.pop();
@@ -306,7 +392,10 @@ export function freeVariables(source: string): string[] {
       } else if (v === ",") {
         top.inDefault = false;
         if (top.kind === "object") top.keyPos = true;
-        if (top.decl) pendingDecl = true;
+        if (top.decl) {
+          pendingDecl = true;
+          pendingVar = top.declVar;
+        }
       } else if (v === "=" && top.pattern) top.inDefault = true;
       else if ((v === ":" || v === "...") && top.kind === "object") top.keyPos = false;
       else if (v === ";") {
@@ -315,12 +404,13 @@ export function freeVariables(source: string): string[] {
       } else if (v === "*" && bindFn) continue;
       else if (top.kind === "class" && v !== "*") top.keyPos = false;
       bindFn = false;
+      fnName = undefined;
       continue;
     }
     if (tok.t === "private") top.keyPos = false;
     if (tok.t !== "name") continue;
     const name = tok.v;
-    const fnName = bindFn;
+    const isFnName = bindFn;
     bindFn = false;
 
     if (prev?.t === "punct" && (prev.v === "." || prev.v === "?.")) continue; // property
@@ -328,17 +418,26 @@ export function freeVariables(source: string): string[] {
       if (MODIFIERS.has(name) && startsKey(next)) continue; // `get x() {}`, `async f() {}`
       top.keyPos = false;
       if (next?.v === ":" || next?.v === "(") lastKey = k; // key, method name
-      else if (!KEYWORDS.has(name)) used.push(name); // shorthand `{ a }`
+      else if (!KEYWORDS.has(name)) refs.push([name, scope]); // shorthand `{ a }`
       continue;
     }
     if (KEYWORDS.has(name)) {
       const using = name === "using" && next?.t === "name" && !next.nl && !KEYWORDS.has(next.v);
       if (name === "var" || name === "let" || name === "const" || using) {
         pendingDecl = true;
+        pendingVar = name === "var";
         top.decl = true;
-      } else if (name === "function") bindFn = true;
-      else if (name === "class") {
-        if (next?.t === "name" && next.v !== "extends") bound.add(next.v);
+        top.declVar = pendingVar;
+      } else if (name === "function") {
+        bindFn = true;
+        fnDecl = startsDeclaration(toks, prev?.v === "async" && !tok.nl ? k - 1 : k, top);
+      } else if (name === "class") {
+        if (next?.t === "name" && next.v !== "extends") {
+          className = next.v;
+          if (startsDeclaration(toks, k, top)) bind(next.v);
+          else bound.add(next.v);
+          k++; // the class's own name is not a reference
+        }
         classAt = stack.length;
       } else if ((name === "break" || name === "continue") && next?.t === "name" && !next.nl) k++;
       else if ((name === "in" || name === "of") && top.kind === "paren") top.decl = false;
@@ -350,14 +449,88 @@ export function freeVariables(source: string): string[] {
       continue;
     }
     if (binding && top.kind === "object" && top.keyPos && next?.v === ":") lastKey = k;
-    else if (fnName || binding || next?.v === "=>") bound.add(name);
+    else if (isFnName) {
+      // A declaration's name is hoisted to the enclosing function; an expression's is its own.
+      if (fnDecl) bind(name, true);
+      else {
+        bound.add(name);
+        fnName = name;
+      }
+    } else if (isPunct(next, "=>")) {
+      // `x => …`: the parameter opens the arrow's scope.
+      enter(bodyEnd(k), true);
+      bind(name);
+    } else if (binding) bind(name, hoist);
     else if (
       next?.v === ":" && top.kind === "block" &&
-      (prev === undefined || /^[;{}:)]$/.test(prev.v) || tok.nl)
+      (prev === undefined || /^[;{}:)]$/.test(prev.v) || /^(else|do)$/.test(word(prev)) || tok.nl)
     ) continue; // label
-    else used.push(name);
+    else refs.push([name, scope]);
   }
-  return [...new Set(used)].filter((name) => !bound.has(name));
+  /** Whether `name` is bound in scope `s` or one around it. */
+  const visible = (name: string, s: Scope | undefined): boolean =>
+    s !== undefined && (s.names.has(name) || visible(name, s.parent));
+  const free = refs.filter(([name, s]) => sure ? !visible(name, s) : !bound.has(name));
+  return [...new Set(free.map(([name]) => name))];
+}
+
+/** Whether a token is the punctuator `v`. */
+function isPunct(tok: Token | undefined, v: string): boolean {
+  return tok?.t === "punct" && tok.v === v;
+}
+
+/** A name token's text, or "" for any other token. */
+function word(tok: Token | undefined): string {
+  return tok?.t === "name" ? tok.v : "";
+}
+
+/**
+ * Whether the `function` or `class` (or `async function`) starting at token `k` is a declaration
+ * rather than an expression. In doubt, yes: a declaration's name is bound more widely.
+ */
+function startsDeclaration(toks: readonly Token[], k: number, top: Frame): boolean {
+  const p = toks[k - 1];
+  if (p === undefined || toks[k]?.nl) return true; // the start, or a new line (maybe by ASI)
+  if (p.t === "name") return !EXPR_KEYWORDS.has(p.v) || p.v === "else" || p.v === "do";
+  if (p.t !== "punct") return true; // after a literal: only by ASI
+  if (p.v === ":") return top.kind === "block"; // a label or `case x:`, not a key or `? :`
+  return p.v === ";" || p.v === "}" || p.v === ")" || (p.v === "{" && p.block === true);
+}
+
+/**
+ * Index of the last token of the expression starting at token `from` (an arrow's body), or with
+ * `statement` of the simple statement there (a `for` body). An expression ends before a `,`, a
+ * `;`, a `:` outside its own `? :` or a closing bracket at its level, or at a line break between
+ * a complete operand and a name (ASI). Reading on too far only widens a scope, so anything not
+ * recognised reads on. Undefined if brackets do not match.
+ */
+function expressionEnd(
+  toks: readonly Token[],
+  match: ReadonlyMap<number, number>,
+  from: number,
+  statement = false,
+): number | undefined {
+  let pending = 0; // open `?`s of the expression's own ternaries
+  for (let j = from; j < toks.length; j++) {
+    const tok = toks[j] as Token;
+    const p = toks[j - 1];
+    // A name (or `#x`) on a new line after a complete operand cannot continue the expression.
+    const starts = tok.t === "private" || (tok.t === "name" && !/^(in|instanceof)$/.test(tok.v));
+    if (j > from && tok.nl && starts && p && endsExpression(p)) return j - 1;
+    if (tok.t !== "punct") continue;
+    const v = tok.v;
+    if (v === "(" || v === "[" || v === "{") {
+      const close = match.get(j);
+      if (close === undefined) return undefined;
+      j = close;
+    } else if (v === ")" || v === "]" || v === "}") return j - 1;
+    else if (v === ";") return statement ? j : j - 1;
+    else if (statement) continue;
+    else if (v === ",") return j - 1;
+    else if (v === "?") pending++;
+    else if (v === ":" && pending-- === 0) return j - 1;
+  }
+  return toks.length - 1;
 }
 
 /** Whether a token ends an expression (so a line break after it may end a class field). */
