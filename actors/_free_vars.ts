@@ -200,12 +200,16 @@ function scan(src: string): { toks: Token[]; complete: boolean } {
     return true;
   }
 }
-/** Words never reported: reserved words, contextual keywords and implicit bindings. */
+/**
+ * Words never reported: reserved words, some contextual keywords and implicit bindings. `of` and
+ * `using` are names too where they are not keywords; `get`, `set`, `accessor`, `target`… are
+ * always names here (as keywords they are member modifiers or follow a `.`, handled apart).
+ */
 const KEYWORDS = new Set(
   ("break case catch class const continue debugger default delete do else enum export extends " +
     "false finally for function if import in instanceof new null return super switch this throw " +
     "true try typeof var void while with yield let static implements package protected interface " +
-    "private public await async of get set accessor arguments undefined as from target meta using")
+    "private public await async of arguments undefined using")
     .split(" "),
 );
 const MODIFIERS = new Set(["get", "set", "async", "static", "accessor"]);
@@ -218,8 +222,8 @@ interface Frame {
   readonly kind: "root" | "paren" | "bracket" | "block" | "object" | "class";
   /** Names directly at this level are bindings (parameters, destructuring patterns). */
   readonly pattern: boolean;
-  /** The pattern belongs to a `var`: its names go to the function scope. */
-  readonly hoist: boolean;
+  /** How names in this pattern are bound: parameters, `let`/`const`/`using` or `var`. */
+  readonly binds: Binding;
   /** After `=` in a pattern: a default value, so an expression. */
   inDefault: boolean;
   /** Object literal or pattern: at a property key; class body: at a member's start. */
@@ -228,15 +232,26 @@ interface Frame {
   decl: boolean;
   /** That list is a `var` one. */
   declVar: boolean;
+  /** A `for (…)` head (where `of` may be a keyword). */
+  readonly forHead?: boolean;
 }
+
+/** How a name is bound: in the current scope, or as a `let` or `var` declaration. */
+type Binding = "here" | "let" | "var";
 
 /** A scope: the names bound in it are visible from where it opens to its last token. */
 interface Scope {
   readonly parent: Scope | undefined;
   /** Index of its last token. */
   readonly end: number;
-  /** A function body (or the top level, or a class's `static {}`): where `var`s are bound. */
+  /** A function with a block body (or the top level, or a class's `static {}`): takes `var`s. */
   readonly fn: boolean;
+  /**
+   * Index of the last token whose `let`/`const`/`class` declarations land here: a block's end,
+   * a `for` head's `)`; -1 for parameter lists, catch clauses, class bodies and arrows' expression
+   * bodies (any declaration inside those is in a nested block).
+   */
+  readonly lexical: number;
   readonly names: Set<string>;
 }
 
@@ -269,10 +284,15 @@ export function freeVariables(source: string): string[] {
     }
   });
   if (open.length > 0) sure = false;
-  const frame = (kind: Frame["kind"], pattern = false, keyPos = false, hoist = false): Frame => ({
+  const frame = (
+    kind: Frame["kind"],
+    pattern = false,
+    keyPos = false,
+    binds: Binding = "here",
+  ): Frame => ({
     kind,
     pattern,
-    hoist,
+    binds,
     inDefault: false,
     keyPos,
     decl: false,
@@ -281,21 +301,35 @@ export function freeVariables(source: string): string[] {
   const stack: Frame[] = [frame("root")];
   const bound = new Set<string>(); // every name bound anywhere (for the fallback)
   const refs: [string, Scope][] = []; // each use, with the scope it is in
-  const root: Scope = { parent: undefined, end: toks.length, fn: true, names: new Set() };
+  const end = toks.length;
+  const root: Scope = { parent: undefined, end, fn: true, lexical: end, names: new Set() };
   let scope = root;
-  /** Opens a scope ending at token `end` (undefined: not understood). */
-  const enter = (end: number | undefined, fn: boolean) => {
+  /**
+   * Opens a scope ending at token `last` (undefined: not understood), taking `var`s if `fn`, and
+   * `let`s declared up to token `lexical`.
+   */
+  const enter = (last: number | undefined, fn: boolean, lexical = -1) => {
     // A scope must close inside its parent; otherwise the brackets were misread.
-    if (end === undefined || end > scope.end) sure = false;
-    scope = { parent: scope, end: Math.min(end ?? scope.end, scope.end), fn, names: new Set() };
+    if (last === undefined || last > scope.end) sure = false;
+    const end = Math.min(last ?? scope.end, scope.end);
+    scope = { parent: scope, end, fn, lexical: Math.min(lexical, end), names: new Set() };
   };
-  /** Binds a name in the current scope or, `hoist`ed (`var`, functions), its function's. */
-  const bind = (name: string, hoist = false) => {
+  /**
+   * Binds a name at token `k`: `here` in the current scope (a parameter, a function expression's
+   * or class's own name), a `let` in the innermost scope taking declarations there, a `var` (or
+   * function declaration) in the innermost function. So a declaration past the real end of a
+   * scope read on too far (an arrow's expression body, a `for` body) still lands in its block.
+   */
+  const bind = (name: string, how: Binding, k: number) => {
     bound.add(name);
     let s = scope;
-    while (hoist && !s.fn && s.parent) s = s.parent;
+    while (s.parent && (how === "let" ? k > s.lexical : how === "var" && !s.fn)) s = s.parent;
     s.names.add(name);
   };
+  /** Whether the function whose parameters end at token `close` has a block body. */
+  const blockBody = (close: number): boolean =>
+    isPunct(toks[close + 1], "{") ||
+    (isPunct(toks[close + 1], "=>") && isPunct(toks[close + 2], "{"));
   /** Last token of the body of a function whose parameters end at token `close`. */
   const bodyEnd = (close: number): number | undefined => {
     if (isPunct(toks[close + 1], "{")) return match.get(close + 1);
@@ -314,7 +348,7 @@ export function freeVariables(source: string): string[] {
     return expressionEnd(toks, match, close + 1, true);
   };
   let pendingDecl = false; // the next token is a declaration target
-  let pendingVar = false; // of a `var`
+  let pendingKind: Binding = "let"; // a `let` (`const`, `using`) or a `var`
   let bindFn = false; // after `function`: the next name is the function's
   let fnDecl = false; // that function is a declaration (its name is bound outside it)
   let fnName: string | undefined; // a function expression's name, bound in its own scope
@@ -331,7 +365,7 @@ export function freeVariables(source: string): string[] {
     const declTarget = pendingDecl;
     pendingDecl = false;
     const binding = declTarget || (top.pattern && !top.inDefault);
-    const hoist = declTarget ? pendingVar : top.hoist;
+    const binds = declTarget ? pendingKind : top.binds;
     if (top.kind === "class" && tok.nl && prev && endsExpression(prev)) top.keyPos = true;
 
     if (top.kind === "class" && top.keyPos && tok.t !== "punct") {
@@ -354,34 +388,38 @@ export function freeVariables(source: string): string[] {
         const params = word === "catch" || isPunct(after, "=>") ||
           (isPunct(after, "{") && !STATEMENT_WORDS.test(word) &&
             !(word === "await" && before === "for"));
+        const forHead = !params && (word === "for" || (word === "await" && before === "for"));
         if (params && word === "catch") {
           // `catch (e) {…}`: `e` is bound in the catch block only.
-          enter(close !== undefined && isPunct(after, "{") ? match.get(close + 1) : undefined, false);
+          enter(
+            close !== undefined && isPunct(after, "{") ? match.get(close + 1) : undefined,
+            false,
+          );
         } else if (params) {
           // A function's parameters and body share a scope, with its own name if an expression.
-          enter(close === undefined ? undefined : bodyEnd(close), true);
-          if (fnName !== undefined) bind(fnName);
-        } else if (word === "for" || (word === "await" && before === "for")) {
+          enter(close === undefined ? undefined : bodyEnd(close), blockBody(close ?? end));
+          if (fnName !== undefined) bind(fnName, "here", k);
+        } else if (forHead) {
           // `for (let i …)`: bound in the head and the body.
-          enter(close === undefined ? undefined : forEnd(close), false);
+          enter(close === undefined ? undefined : forEnd(close), false, close);
         }
-        stack.push(frame("paren", params));
+        stack.push({ ...frame("paren", params), forHead });
       } else if (v === "[") {
         const computed = (top.kind === "object" || top.kind === "class") && top.keyPos;
         if (computed) top.keyPos = false;
-        stack.push(frame("bracket", binding && !computed, false, hoist));
+        stack.push(frame("bracket", binding && !computed, false, binds));
       } else if (v === "{") {
         const keyed = top.kind === "object" && top.keyPos;
-        if (binding && !keyed) stack.push(frame("object", true, true, hoist));
+        if (binding && !keyed) stack.push(frame("object", true, true, binds));
         else if (classAt === stack.length) {
           // A class body: the class's name is bound inside it (even for a class expression).
           stack.push(frame("class", false, true));
           enter(match.get(k), false);
-          if (className !== undefined) bind(className);
+          if (className !== undefined) bind(className, "here", k);
           className = undefined;
         } else if (tok.block) {
           // A class's `static {}` is a function body of its own (for its `var`s).
-          enter(match.get(k), top.kind === "class" && prev?.v === "static");
+          enter(match.get(k), top.kind === "class" && prev?.v === "static", end);
           stack.push(frame("block"));
         } else stack.push(frame("object", false, true));
         if (classAt === stack.length - 1) classAt = -1;
@@ -394,7 +432,7 @@ export function freeVariables(source: string): string[] {
         if (top.kind === "object") top.keyPos = true;
         if (top.decl) {
           pendingDecl = true;
-          pendingVar = top.declVar;
+          pendingKind = top.declVar ? "var" : "let";
         }
       } else if (v === "=" && top.pattern) top.inDefault = true;
       else if ((v === ":" || v === "...") && top.kind === "object") top.keyPos = false;
@@ -421,20 +459,23 @@ export function freeVariables(source: string): string[] {
       else if (!KEYWORDS.has(name)) refs.push([name, scope]); // shorthand `{ a }`
       continue;
     }
-    if (KEYWORDS.has(name)) {
-      const using = name === "using" && next?.t === "name" && !next.nl && !KEYWORDS.has(next.v);
+    const using = name === "using" && next?.t === "name" && !next.nl && !KEYWORDS.has(next.v);
+    // `for (x of …)`: `of` after the left-hand side; elsewhere it is a name, like `using`.
+    const of = name === "of" && top.forHead === true && prev !== undefined &&
+      (prev.t === "name" ? !/^(var|let|const)$/.test(prev.v) : /^[\])}]$/.test(prev.v));
+    if (KEYWORDS.has(name) && (name !== "of" || of) && (name !== "using" || using)) {
       if (name === "var" || name === "let" || name === "const" || using) {
         pendingDecl = true;
-        pendingVar = name === "var";
+        pendingKind = name === "var" ? "var" : "let";
         top.decl = true;
-        top.declVar = pendingVar;
+        top.declVar = name === "var";
       } else if (name === "function") {
         bindFn = true;
         fnDecl = startsDeclaration(toks, prev?.v === "async" && !tok.nl ? k - 1 : k, top);
       } else if (name === "class") {
         if (next?.t === "name" && next.v !== "extends") {
           className = next.v;
-          if (startsDeclaration(toks, k, top)) bind(next.v);
+          if (startsDeclaration(toks, k, top)) bind(next.v, "let", k);
           else bound.add(next.v);
           k++; // the class's own name is not a reference
         }
@@ -451,16 +492,16 @@ export function freeVariables(source: string): string[] {
     if (binding && top.kind === "object" && top.keyPos && next?.v === ":") lastKey = k;
     else if (isFnName) {
       // A declaration's name is hoisted to the enclosing function; an expression's is its own.
-      if (fnDecl) bind(name, true);
+      if (fnDecl) bind(name, "var", k);
       else {
         bound.add(name);
         fnName = name;
       }
     } else if (isPunct(next, "=>")) {
       // `x => …`: the parameter opens the arrow's scope.
-      enter(bodyEnd(k), true);
-      bind(name);
-    } else if (binding) bind(name, hoist);
+      enter(bodyEnd(k), blockBody(k));
+      bind(name, "here", k);
+    } else if (binding) bind(name, binds, k);
     else if (
       next?.v === ":" && top.kind === "block" &&
       (prev === undefined || /^[;{}:)]$/.test(prev.v) || /^(else|do)$/.test(word(prev)) || tok.nl)

@@ -97,11 +97,9 @@ export function notARecord(r: unknown): string | undefined {
   }
   const record = r as Partial<StreamRecord<unknown>>;
   if (!("value" in record)) return "a record without value";
-  if (typeof record.ts !== "number" || !Number.isFinite(record.ts)) {
-    return `a record whose ts is ${
-      typeof record.ts === "number" ? record.ts : typeof record.ts
-    }, not a finite number`;
-  }
+  // A number, though maybe not finite: stages on event time dead-letter such a record, those on
+  // processing time take it.
+  if (typeof record.ts !== "number") return `a record whose ts is ${what(record.ts)}, not a number`;
   if (record.key !== undefined && typeof record.key !== "string") {
     return `a record whose key is a ${typeof record.key}, not a string`;
   }
@@ -124,16 +122,13 @@ export function what(x: unknown): string {
   if (x === null) return "null";
   if (Array.isArray(x)) return "an array";
   if (typeof x === "object") return "an object";
-  return typeof x === "string"
-    ? `a string`
-    : String(x) === "undefined"
-    ? "undefined"
-    : `${typeof x} ${String(x)}`;
+  if (x === undefined) return "undefined";
+  return typeof x === "string" ? "a string" : `${typeof x} ${String(x)}`;
 }
 
 /** The usual case of a record, cheap enough for every one: see {@linkcode notARecord}. */
 function looksLikeRecord(r: StreamRecord<unknown>): boolean {
-  return typeof r === "object" && r !== null && typeof r.ts === "number" && r.ts - r.ts === 0 &&
+  return typeof r === "object" && r !== null && typeof r.ts === "number" &&
     (r.key === undefined || typeof r.key === "string") &&
     (r.headers === undefined || (typeof r.headers === "object" && r.headers !== null)) &&
     "value" in r && !Array.isArray(r);
