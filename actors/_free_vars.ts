@@ -201,21 +201,22 @@ function scan(src: string): { toks: Token[]; complete: boolean } {
   }
 }
 /**
- * Words never reported: reserved words, some contextual keywords and implicit bindings. `of` and
- * `using` are names too where they are not keywords; `get`, `set`, `accessor`, `target`… are
- * always names here (as keywords they are member modifiers or follow a `.`, handled apart).
+ * Words never reported: reserved words, some contextual keywords and implicit bindings. Other
+ * contextual keywords are names except where they act as keywords, handled apart: `of` in a `for`
+ * head, `using` before a declared name, `get`/`set`/`accessor` before a member name, `target` and
+ * `meta` after a `.`.
  */
 const KEYWORDS = new Set(
   ("break case catch class const continue debugger default delete do else enum export extends " +
     "false finally for function if import in instanceof new null return super switch this throw " +
     "true try typeof var void while with yield let static implements package protected interface " +
-    "private public await async of arguments undefined using")
+    "private public await async arguments undefined")
     .split(" "),
 );
 const MODIFIERS = new Set(["get", "set", "async", "static", "accessor"]);
 const STATEMENT_WORDS = /^(if|for|while|switch|with)$/;
-/** Statements that may hold other statements, so do not simply end at the next `;`. */
-const COMPOUND = /^(if|for|while|do|with|switch|try|function|class|async|let|const|var|using)$/;
+/** Statements that may hold other statements (or cannot be a loop's body), so may not end at `;`. */
+const COMPOUND = /^(if|for|while|do|with|switch|try|function|class|async|let|const|using)$/;
 const CLOSERS: Record<string, string> = { "(": ")", "[": "]", "{": "}" };
 
 interface Frame {
@@ -301,8 +302,8 @@ export function freeVariables(source: string): string[] {
   const stack: Frame[] = [frame("root")];
   const bound = new Set<string>(); // every name bound anywhere (for the fallback)
   const refs: [string, Scope][] = []; // each use, with the scope it is in
-  const end = toks.length;
-  const root: Scope = { parent: undefined, end, fn: true, lexical: end, names: new Set() };
+  const all = toks.length;
+  const root: Scope = { parent: undefined, end: all, fn: true, lexical: all, names: new Set() };
   let scope = root;
   /**
    * Opens a scope ending at token `last` (undefined: not understood), taking `var`s if `fn`, and
@@ -397,7 +398,7 @@ export function freeVariables(source: string): string[] {
           );
         } else if (params) {
           // A function's parameters and body share a scope, with its own name if an expression.
-          enter(close === undefined ? undefined : bodyEnd(close), blockBody(close ?? end));
+          enter(close === undefined ? undefined : bodyEnd(close), blockBody(close ?? all));
           if (fnName !== undefined) bind(fnName, "here", k);
         } else if (forHead) {
           // `for (let i …)`: bound in the head and the body.
@@ -419,7 +420,7 @@ export function freeVariables(source: string): string[] {
           className = undefined;
         } else if (tok.block) {
           // A class's `static {}` is a function body of its own (for its `var`s).
-          enter(match.get(k), top.kind === "class" && prev?.v === "static", end);
+          enter(match.get(k), top.kind === "class" && prev?.v === "static", all);
           stack.push(frame("block"));
         } else stack.push(frame("object", false, true));
         if (classAt === stack.length - 1) classAt = -1;
@@ -459,11 +460,12 @@ export function freeVariables(source: string): string[] {
       else if (!KEYWORDS.has(name)) refs.push([name, scope]); // shorthand `{ a }`
       continue;
     }
-    const using = name === "using" && next?.t === "name" && !next.nl && !KEYWORDS.has(next.v);
-    // `for (x of …)`: `of` after the left-hand side; elsewhere it is a name, like `using`.
+    // `using r = …` declares; `for (x of …)`: `of` after the left-hand side. Else they are names.
+    const using = name === "using" && !binding && next?.t === "name" && !next.nl &&
+      !KEYWORDS.has(next.v) && !(top.forHead && next.v === "of");
     const of = name === "of" && top.forHead === true && prev !== undefined &&
       (prev.t === "name" ? !/^(var|let|const)$/.test(prev.v) : /^[\])}]$/.test(prev.v));
-    if (KEYWORDS.has(name) && (name !== "of" || of) && (name !== "using" || using)) {
+    if (KEYWORDS.has(name) || using || of) {
       if (name === "var" || name === "let" || name === "const" || using) {
         pendingDecl = true;
         pendingKind = name === "var" ? "var" : "let";

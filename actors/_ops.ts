@@ -143,6 +143,17 @@ export function firstNonRecord(records: unknown[], from = 0): number {
   return -1;
 }
 
+/** Throws, naming the hook, when a record sent to a side output from `from` on is not one. */
+function checkSide(side: [string, unknown][], from: number, hook: string): void {
+  for (let i = from; i < side.length; i++) {
+    const [name, r] = side[i]!;
+    const problem = looksLikeRecord(r as StreamRecord<unknown>) ? undefined : notARecord(r);
+    if (problem !== undefined) {
+      throw new TypeError(`Cannot pass on output: ${hook} gave side output "${name}" ${problem}`);
+    }
+  }
+}
+
 /** Throws, naming the hook, when any of `out` from `from` on is not a record. */
 function checkOutput(out: unknown[], from: number, hook: string): void {
   const at = firstNonRecord(out, from);
@@ -384,7 +395,10 @@ export class ProcessorOp extends Op {
     let maxTs = -Infinity;
     const handOn = async (part: StreamRecord<unknown>[]) => {
       this.counters.out += part.length;
-      if (this.spec.watermarks) { for (const r of part) if (r.ts > maxTs) maxTs = r.ts; }
+      // A ts of +∞ (bad data) would make every later record late: it does not move time.
+      if (this.spec.watermarks) {
+        for (const r of part) if (r.ts > maxTs && r.ts !== Infinity) maxTs = r.ts;
+      }
       await this.#next.run(part, token);
     };
     // Set where a record emitted several: one each (a map, a filter) never fills a chunk.
@@ -419,9 +433,10 @@ export class ProcessorOp extends Op {
               for (const r of result) if (r !== undefined && r !== null) out.push(r);
             } else out.push(result as StreamRecord<unknown>);
           }
-          // What is not a record fails its input record here, at the stage that made it. The
-          // input passed on as it is (a filter) was checked where it was made.
-          if (out.length !== outs + 1 || out[outs] !== record) checkOutput(out, outs, "process()");
+          // What is not a record fails its input record here, at the stage that made it (also
+          // the input passed on as it is: process() may have changed it).
+          checkOutput(out, outs, "process()");
+          if (ctx.side.length > sides) checkSide(ctx.side, sides, "process()");
           full = out.length >= chunk;
           break;
         } catch (error) {
@@ -464,9 +479,11 @@ export class ProcessorOp extends Op {
     let out: StreamRecord<unknown>[];
     try {
       out = this.#collect(result, hook);
+      checkSide(this.ctx.side, 0, hook);
     } catch (error) {
-      // No input record to dead-letter: output a hook cannot pass on fails the instance.
-      throw new HookFailure(this.spec.stage, error);
+      // No input record to dead-letter: output a hook cannot pass on breaks its contract, and
+      // fails the run at once.
+      throw new HookFailure(this.spec.stage, contractError((error as Error).message));
     }
     this.settle(token);
     this.counters.out += out.length;

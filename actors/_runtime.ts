@@ -16,6 +16,8 @@ import type {
   ToTask,
 } from "./_protocol.ts";
 import { assertUnstableFlags, inlineHost, type TaskHost, workerHost } from "./_host.ts";
+import { cloneFailure, isCloneError } from "./_clone.ts";
+import { formatPath } from "./_config.ts";
 
 /** Runtime settings taken from the pipeline options. */
 export interface RuntimeOptions {
@@ -459,7 +461,22 @@ export class Runtime {
       alignMs: g.options.align?.maxDriftMs,
       source: { outOfOrdernessMs: this.#o.outOfOrdernessMs, batchSize: g.options.batchSize },
     };
-    inst.host.post(init, transfer);
+    try {
+      inst.host.post(init, transfer);
+    } catch (error) {
+      if (!isCloneError(error)) throw error;
+      // What the build's walk of each config could not see (a Proxy): named here, by a clone.
+      for (const spec of g.specs) {
+        const stuck = cloneFailure(spec.config);
+        if (!stuck) continue;
+        throw new ConfigError(
+          `Cannot configure stage "${spec.stage}": ${formatPath("config", stuck.path)}: cannot ` +
+            `be sent to a worker (${stuck.what})`,
+          { site: { stage: spec.stage } },
+        );
+      }
+      throw error;
+    }
     // Restarted while the pipeline stops: a source stops as soon as it is open.
     if (this.#stopping && g.specs[0]!.kind === "source") inst.host.post({ t: "stop" });
     return inst;

@@ -11,7 +11,7 @@ import type { Token } from "./_token.ts";
 import { after } from "./_timer.ts";
 import { type Column, Packer, unpack } from "./_wire.ts";
 import { formatPath } from "./_config.ts";
-import { isCloneError, unsendable } from "./_clone.ts";
+import { cloneFailure, unsendable } from "./_clone.ts";
 
 /**
  * Takes the records of a batch that structured clone refused (a function or a symbol in a value),
@@ -90,8 +90,14 @@ export class Sender {
 
   #listen(): void {
     this.#port.onmessage = (e: MessageEvent<ToSender>) => {
-      if (e.data.t === "a") this.ack(e.data.seq);
-      else this.#processedBy(e.data.seq);
+      // A credit back sends what waited for it: what that post throws must not escape a message
+      // handler (it would end the worker, or the whole process inline).
+      try {
+        if (e.data.t === "a") this.ack(e.data.seq);
+        else this.#processedBy(e.data.seq);
+      } catch (error) {
+        this.#break(error);
+      }
     };
   }
 
@@ -181,11 +187,16 @@ export class Sender {
         try {
           this.seal();
         } catch (error) {
-          this.#broken ??= error;
-          for (const w of this.#waiters.splice(0)) w();
+          this.#break(error);
         }
       });
     }
+  }
+
+  /** Keeps what a send outside any caller threw: the next push or wait throws it. */
+  #break(error: unknown): void {
+    this.#broken ??= error;
+    for (const w of this.#waiters.splice(0)) w();
   }
 
   /** Closes the open batch and sends what credits allow. */
@@ -233,20 +244,19 @@ export class Sender {
   }
 
   #send(batch: Pending): void {
-    if (batch.packed === undefined) {
-      batch.packed = this.#packer.pack(batch.records!);
-      batch.records = undefined;
-    }
+    batch.packed ??= this.#packer.pack(batch.records!);
     try {
       this.#post({ t: "b", seq: batch.seq, records: batch.packed, wm: batch.wm });
+      batch.records = undefined;
     } catch (error) {
-      if (!isCloneError(error) || !this.#reject) throw error;
+      // A record structured clone refuses, or one whose getter throws: taken out, the rest sent.
+      if (!this.#reject) throw error;
       this.#sendCloneable(batch, error);
     }
   }
 
   /**
-   * Structured clone refused the batch: the records it refuses are taken out and rejected (to be
+   * Posting the batch threw: the records structured clone refuses are taken out and rejected (to be
    * dead-lettered), and the rest is sent under the same sequence number. A batch left empty is
    * acked at once.
    */
@@ -254,8 +264,11 @@ export class Sender {
     const good: StreamRecord<unknown>[] = [];
     const bad: unknown[] = [];
     const reasons: string[] = [];
-    for (const record of unpack(batch.packed!) as StreamRecord<unknown>[]) {
-      const stuck = unsendable(record);
+    // The records themselves (not copies): the same one refused on two edges is one dead letter.
+    const records = batch.records ?? unpack(batch.packed!) as StreamRecord<unknown>[];
+    batch.records = undefined;
+    for (const record of records) {
+      const stuck = unsendable(record) ?? cloneFailure(record);
       if (stuck === undefined) good.push(record);
       else {
         bad.push(record);

@@ -36,7 +36,7 @@ import { Token } from "./_token.ts";
 import { RETAIN } from "./_sender.ts";
 import { after, every } from "./_timer.ts";
 import { unpack } from "./_wire.ts";
-import { isCloneError, sendable } from "./_clone.ts";
+import { sendable } from "./_clone.ts";
 
 /** Control endpoint of a task: a worker's global scope or one end of a MessageChannel. */
 export interface ControlPort {
@@ -189,6 +189,8 @@ export class Task {
   #watermark = -Infinity;
   readonly #kill = new AbortController();
   readonly #pullStop = new AbortController();
+  /** Records already dead-lettered because they could not be sent (fan-out: once, not per edge). */
+  readonly #refused = new WeakSet<object>();
   #dlqSeq = 0;
   /** Dead letters sent to the supervisor and not yet written: per message, what it holds. */
   readonly #dlqWaiting = new Map<number, { token: Token; n: number; stage: string }>();
@@ -418,13 +420,26 @@ export class Task {
     }
   }
 
-  /** Records of this task's output that could not be sent (not cloneable): dead-lettered. */
-  #rejected(records: unknown[], reasons: string[], tokens: Token[]): void {
+  /**
+   * Records of this task's output that could not be sent (not cloneable) on an edge: dead-lettered,
+   * once, also when the stage's output goes to several edges.
+   */
+  #rejected(refused: unknown[], why: string[], tokens: Token[], side: string): void {
+    const records: unknown[] = [], reasons: string[] = [];
+    for (let i = 0; i < refused.length; i++) {
+      const record = refused[i] as object;
+      if (this.#refused.has(record)) continue;
+      this.#refused.add(record);
+      records.push(record);
+      reasons.push(why[i]!);
+    }
+    if (records.length === 0) return;
     const chain = this.#init.chain;
     const stage = chain[chain.length - 1]!.stage;
     const last = this.#ops[this.#ops.length - 1];
     const counters = last?.spec.stage === stage ? last.counters : this.#sourceCounters;
-    counters.out -= records.length;
+    // What goes to a side output is not counted out.
+    if (side === "") counters.out -= records.length;
     counters.deadLettered += records.length;
     // The inputs they came from are acked once the dead letters are written too.
     for (const t of tokens) t.hold();
@@ -467,10 +482,9 @@ export class Task {
         this.#dlqOutstanding += entries.length;
         try {
           this.#post({ t: "dlq", id, entries });
-        } catch (error) {
-          if (!isCloneError(error)) throw error;
-          // A record holding what cannot cross (a function, a symbol) is still dead-lettered:
-          // with those parts replaced by what they were.
+        } catch {
+          // A record holding what cannot cross (a function, a symbol, a getter that throws) is
+          // still dead-lettered: with those parts replaced by what they were.
           const copies = entries.map((e) => ({ ...e, record: sendable(e.record) as never }));
           this.#post({ t: "dlq", id, entries: copies });
         }
@@ -508,7 +522,12 @@ export class Task {
     const services = this.#services();
     for (const spec of init.outputs) {
       this.#outputs.push(
-        new OutEdge(spec, init.instance, init.partitions, (r, why, t) => this.#rejected(r, why, t)),
+        new OutEdge(
+          spec,
+          init.instance,
+          init.partitions,
+          (records, why, tokens) => this.#rejected(records, why, tokens, spec.side),
+        ),
       );
     }
     const outputs = this.#outputsDownstream();
@@ -993,7 +1012,11 @@ export class Task {
     }
     this.#sourceCounters.out += records.length;
     let maxTs = this.#maxTs;
-    for (let i = 0; i < records.length; i++) if (records[i]!.ts > maxTs) maxTs = records[i]!.ts;
+    // A ts of +∞ (bad data) would make every later record late: it does not move time.
+    for (let i = 0; i < records.length; i++) {
+      const ts = records[i]!.ts;
+      if (ts > maxTs && ts !== Infinity) maxTs = ts;
+    }
     this.#maxTs = maxTs;
     if (records.length > 0) await this.#head.run(records, token);
     token.release();
