@@ -200,6 +200,7 @@ function scan(src: string): { toks: Token[]; complete: boolean } {
     return true;
   }
 }
+
 /**
  * Words never reported: reserved words, some contextual keywords and implicit bindings. Other
  * contextual keywords are names except where they act as keywords, handled apart: `of` in a `for`
@@ -223,7 +224,7 @@ interface Frame {
   readonly kind: "root" | "paren" | "bracket" | "block" | "object" | "class";
   /** Names directly at this level are bindings (parameters, destructuring patterns). */
   readonly pattern: boolean;
-  /** How names in this pattern are bound: parameters, `let`/`const`/`using` or `var`. */
+  /** How names in this pattern are bound: as parameters (`here`), or by a `let`… or a `var`. */
   readonly binds: Binding;
   /** After `=` in a pattern: a default value, so an expression. */
   inDefault: boolean;

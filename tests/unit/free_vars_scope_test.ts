@@ -199,7 +199,7 @@ Deno.test("freeVariables() does not flag a name the function binds itself", () =
     // Shadowing done right: the inner binding covers the inner use.
     ["(factor) => { { const factor = 1; return factor } }", []],
     ["(x) => { const y = 1; { const y = 2; x += y } return x + y }", []],
-    ["(xs) => xs.map((x) => xs.filter((y) => y > x).map((x) => x + y))", ["y"]],
+    ["(xs) => xs.map((x) => xs.filter((y) => y > x).map((x) => x * 2))", []],
     ["(x) => { let s = 0; [1, 2].forEach((x) => { s += x }); return s + x }", []],
     // Nested functions using their own parameters, and closing over the outer ones.
     ["(xs) => xs.map((x) => (y) => x + y).map((g) => g(1))", []],
@@ -225,6 +225,42 @@ Deno.test("freeVariables() does not flag a name the function binds itself", () =
     ["(s) => { if (s) /x/.test(s); const t = s ? { a: s } : { b: s }; return t }", []],
     // `typeof` on an undeclared name never throws.
     ["() => typeof notDeclared", []],
+  ]);
+});
+
+Deno.test("freeVariables() puts a declaration after a scope read on too far in its real block", () => {
+  expectFree([
+    // The arrow's body is read on over the block; its `var` still belongs to the outer function.
+    ["(x) => { const f = a => a\n{ var y = 1 }\nreturn y }", []],
+    // A `for` whose body is a compound statement is read on to the end of the block; a later
+    // declaration still binds in the whole block, before the loop too.
+    ["(x) => { while (c) for (let b = 0; b < 3; b++) if (b) g(b)\nclass c {} }", ["g"]],
+    ["(x) => { if (c) for (const b of x) if (b) g(b); else h(b)\nlet c = 1 }", ["g", "h"]],
+    // A `var` as a loop's body ends at its `;`.
+    ["(xs) => { for (let i = 0; i < 1; i++) var v = i; return [v, i] }", ["i"]],
+  ]);
+});
+
+Deno.test("freeVariables() takes contextual keywords for names where they are names", () => {
+  expectFree([
+    ["(x) => x * target + get(x) + set + from + accessor + meta + of", [
+      "target",
+      "get",
+      "set",
+      "from",
+      "accessor",
+      "meta",
+      "of",
+    ]],
+    ["(x) => ({ get, set, of, using })", ["get", "set", "of", "using"]],
+    ["(xs) => { using(xs); using r = xs; return r }", ["using"]],
+    // …and not where they are keywords, nor where they are bound.
+    ["(x) => new.target ?? import.meta", []],
+    ["(x) => ({ get a() { return 1 }, set a(v) {}, get: 1, set() {}, async *of() {} })", []],
+    ["(x) => class { get = 1; set; accessor a = 2; static get b() { return 1 } }", []],
+    ["(xs) => { for (const x of xs) x; for (const of of xs) of }", []],
+    ["(x) => { const { get, set: of } = x; return get + of }", []],
+    ["(target, get) => target + get", []],
   ]);
 });
 

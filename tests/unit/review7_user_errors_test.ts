@@ -287,8 +287,8 @@ Deno.test("Builder mistakes throw at once: wrong kind of stage reference, native
   );
 });
 
-Deno.test.ignore(
-  "BUG: a function that closes over a variable whose name it also binds somewhere inside passes the build",
+Deno.test(
+  "a function that closes over a variable whose name it also binds somewhere inside is rejected, naming it (was a bug)",
   () => {
     // README: "a function that closes over an outer variable is rejected when the pipeline is
     // built, naming the variable". Happens: freeVariables() (_free_vars.ts) counts a name bound
