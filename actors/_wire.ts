@@ -102,13 +102,7 @@ export class Packer {
       if (seen.has(value)) throw new RangeError("Cannot pack: an object occurs twice");
       seen.add(value);
     }
-    const fields: unknown[][] = [];
-    for (let j = 0; j < width; j++) fields.push(new Array(n));
-    for (let at = 0; at < n; at++) {
-      const value = values[at] as Record<string, unknown>;
-      let j = 0;
-      for (const k in value) fields[j++]![at] = value[k];
-    }
+    const fields = readerOf(keys)(values, n);
     const c: Column[] = [];
     for (let j = 0; j < width; j++) {
       c.push(this.#column(fields[j]!, `${path}.${keys[j]}`, depth + 1));
@@ -195,10 +189,64 @@ function expand(col: Exclude<Column, unknown[] | Float64Array>): unknown[] {
     }
     return out;
   }
-  for (let at = 0; at < n; at++) {
-    const o: Record<string, unknown> = {};
-    for (let j = 0; j < width; j++) o[keys[j]!] = fields[j]![at];
-    out.push(o);
-  }
-  return out;
+  return builderOf(keys)(fields, n);
+}
+
+/** Reads the fields of `n` objects of one key sequence into columns. */
+type Reader = (values: unknown[], n: number) => unknown[][];
+
+/** Readers by key sequence, as {@linkcode builders}. */
+const readers = new Map<string, Reader>();
+
+/**
+ * A reader for objects with `keys`, in that order: a load per field by its name, where reading
+ * key by key (`o[k]`) goes through a generic load per field.
+ */
+function readerOf(keys: string[]): Reader {
+  const id = JSON.stringify(keys);
+  let read = readers.get(id);
+  if (read) return read;
+  const columns = keys.map((_, j) => `const c${j} = new Array(n);`).join("\n");
+  const loads = keys.map((k, j) => `c${j}[at] = v[${JSON.stringify(k)}];`).join(" ");
+  read = new Function(
+    "values",
+    "n",
+    `${columns}\nfor (let at = 0; at < n; at++) { const v = values[at]; ${loads} }\n` +
+      `return [${keys.map((_, j) => `c${j}`).join(", ")}];`,
+  ) as Reader;
+  if (readers.size >= MAX_BUILDERS) readers.clear();
+  readers.set(id, read);
+  return read;
+}
+
+/** Builds `n` objects of one key sequence from its columns. */
+type Builder = (fields: ArrayLike<unknown>[], n: number) => unknown[];
+
+/** Builders by key sequence: the few shapes a pipeline's channels carry, made once each. */
+const builders = new Map<string, Builder>();
+
+/** At most this many shapes are kept: a stream of ever new keys does not grow the cache. */
+const MAX_BUILDERS = 256;
+
+/**
+ * A builder for objects with `keys`, in that order: one object literal per record, so every
+ * object gets the same hidden class at once, where assigning key by key (`o[k] = v`) goes through
+ * a generic store per field. The keys are quoted with JSON.stringify, so any key is safe; none is
+ * `__proto__` nor another key of Object.prototype (the caller checks).
+ */
+function builderOf(keys: string[]): Builder {
+  const id = JSON.stringify(keys);
+  let build = builders.get(id);
+  if (build) return build;
+  const columns = keys.map((_, j) => `const c${j} = fields[${j}];`).join("\n");
+  const literal = keys.map((k, j) => `${JSON.stringify(k)}: c${j}[at]`).join(", ");
+  build = new Function(
+    "fields",
+    "n",
+    `${columns}\nconst out = new Array(n);\n` +
+      `for (let at = 0; at < n; at++) out[at] = { ${literal} };\nreturn out;`,
+  ) as Builder;
+  if (builders.size >= MAX_BUILDERS) builders.clear();
+  builders.set(id, build);
+  return build;
 }
