@@ -99,8 +99,11 @@ export class Packer {
         j++;
       }
       if (j !== width) return values;
-      if (seen.has(value)) throw new RangeError("Cannot pack: an object occurs twice");
-      seen.add(value);
+      // One hash lookup: an object already there leaves the size as it was.
+      const size = seen.size;
+      if (seen.add(value).size === size) {
+        throw new RangeError("Cannot pack: an object occurs twice");
+      }
     }
     const fields = readerOf(keys)(values, n);
     const c: Column[] = [];
