@@ -126,16 +126,19 @@ export function what(x: unknown): string {
   return typeof x === "string" ? "a string" : `${typeof x} ${String(x)}`;
 }
 
-/** The usual case of a record, cheap enough for every one: see {@linkcode notARecord}. */
-function looksLikeRecord(r: StreamRecord<unknown>): boolean {
+/**
+ * The usual case of a record, cheap enough for every one: see {@linkcode notARecord}. An array has
+ * no numeric `ts`; `value` is looked for only when it reads as undefined.
+ */
+export function looksLikeRecord(r: StreamRecord<unknown>): boolean {
   return typeof r === "object" && r !== null && typeof r.ts === "number" &&
     (r.key === undefined || typeof r.key === "string") &&
-    (r.headers === undefined || (typeof r.headers === "object" && r.headers !== null)) &&
-    "value" in r && !Array.isArray(r);
+    (r.value !== undefined || "value" in r) &&
+    (r.headers === undefined || (typeof r.headers === "object" && r.headers !== null));
 }
 
 /** The index of the first of `records` from `from` on that is not a record, or -1. */
-export function firstNonRecord(records: unknown[], from = 0): number {
+function firstNonRecord(records: unknown[], from = 0): number {
   for (let i = from; i < records.length; i++) {
     const r = records[i] as StreamRecord<unknown>;
     if (!looksLikeRecord(r) && notARecord(r) !== undefined) return i;
@@ -435,7 +438,9 @@ export class ProcessorOp extends Op {
           }
           // What is not a record fails its input record here, at the stage that made it (also
           // the input passed on as it is: process() may have changed it).
-          checkOutput(out, outs, "process()");
+          for (let k = outs; k < out.length; k++) {
+            if (!looksLikeRecord(out[k]!)) checkOutput(out, k, "process()");
+          }
           if (ctx.side.length > sides) checkSide(ctx.side, sides, "process()");
           full = out.length >= chunk;
           break;

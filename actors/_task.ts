@@ -21,10 +21,10 @@ import {
   Context,
   contractError,
   type Downstream,
-  firstNonRecord,
   guard,
   HookFailure,
   isRetriable,
+  looksLikeRecord,
   newCounters,
   notARecord,
   ProcessorOp,
@@ -961,8 +961,19 @@ export class Task {
     let records = batch.records;
     // Dead letters the source asked for (input it could not decode), tied to this pull's position.
     const dead = this.#sourceCtx!.dead.splice(0);
-    // What is not a record goes to the dead letters, as the value of one, with what is wrong.
-    const wrong = firstNonRecord(records);
+    // What is not a record goes to the dead letters, as the value of one, with what is wrong. The
+    // same pass takes the highest event time: a ts of +∞ (bad data) would make every later record
+    // late, so it does not move time.
+    let maxTs = this.#maxTs;
+    let wrong = -1;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      if (!looksLikeRecord(r) && notARecord(r) !== undefined) {
+        wrong = i;
+        break;
+      }
+      if (r.ts > maxTs && r.ts !== Infinity) maxTs = r.ts;
+    }
     if (wrong >= 0) {
       const ok: StreamRecord<unknown>[] = records.slice(0, wrong);
       for (let j = wrong; j < records.length; j++) {
@@ -974,6 +985,10 @@ export class Task {
         }
       }
       records = ok;
+      for (let i = wrong; i < records.length; i++) {
+        const ts = records[i]!.ts;
+        if (ts > maxTs && ts !== Infinity) maxTs = ts;
+      }
     }
     if (records.length === 0 && dead.length === 0) {
       // Caught up: what a fused stateful stage holds back from the source is checkpointed now,
@@ -1011,12 +1026,6 @@ export class Task {
       );
     }
     this.#sourceCounters.out += records.length;
-    let maxTs = this.#maxTs;
-    // A ts of +∞ (bad data) would make every later record late: it does not move time.
-    for (let i = 0; i < records.length; i++) {
-      const ts = records[i]!.ts;
-      if (ts > maxTs && ts !== Infinity) maxTs = ts;
-    }
     this.#maxTs = maxTs;
     if (records.length > 0) await this.#head.run(records, token);
     token.release();
