@@ -735,8 +735,10 @@ for (const mode of modes) {
         if (s instanceof Error) assert.fail(`run() rejected: ${s.message}`);
         // The source may have stopped before hop saw another batch.
         for (const c of codes(s)) assert.equal(c, "hop Error");
-        // hop is stateless above a sum at parallelism 1: only the README's window is left.
-        await assertSumsWithin(out, s.stages.src!.out, 0.05);
+        // hop is stateless above a sum at parallelism 1: only the README's window is left, a
+        // batch or two, which can be more than 5 % of the few records read before the stop (on a
+        // loaded machine, 1 run in 10).
+        await assertSumsWithin(out, s.stages.src!.out, 0.25);
       } finally {
         await Deno.remove(f.dir, { recursive: true });
       }
