@@ -411,7 +411,19 @@ for (const mode of modes) {
           });
         const running = p.run();
         running.catch(() => {});
-        await sleep(300);
+        // Stopped once the sink has written something (four workers start slower on a loaded
+        // machine than a fixed pause allows).
+        await until(
+          () => {
+            try {
+              return Deno.statSync(out).size > 0;
+            } catch {
+              return false;
+            }
+          },
+          10_000,
+          "the sink's first write",
+        );
         const asked = Date.now();
         await p.stop();
         const took = Date.now() - asked;
