@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { pipeline, type RunSummary } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
 import { expectedSums, faultFiles } from "./_paced.ts";
-import { sleep, until, within } from "./_wait.ts";
+import { until, within } from "./_wait.ts";
 
 const ref = fixtureRef(new URL("./fixtures/review5_after_end_stages.ts", import.meta.url));
 const modes = ["inline", "workers"] as const;
