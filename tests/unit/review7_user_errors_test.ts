@@ -25,6 +25,7 @@ import {
 import { fixtureRef } from "./_fixture_ref.ts";
 import { MALFORMED } from "./fixtures/review7_user_errors_stages.ts";
 import { pacedSource } from "./_paced.ts";
+import { inChild as runInChild } from "./_child.ts";
 import { settles, within } from "./_wait.ts";
 
 const fixtures = new URL("./fixtures/review7_user_errors_stages.ts", import.meta.url);
@@ -58,50 +59,9 @@ function reasons(dead: { entries: DeadLetter[] }): string[] {
   return dead.entries.map((e) => `${e.stage}: ${e.error.code}: ${e.error.message}`);
 }
 
-/**
- * Runs `body` (after imports of mod.ts as `S` and the fixture module URL as `fx`) in a child
- * `deno run`; it prints one JSON line. Killed after 15 s.
- */
-async function inChild(body: string): Promise<{
-  code: number;
-  stderr: string;
-  timedOut: boolean;
-  out?: Record<string, unknown>;
-}> {
-  const script = await Deno.makeTempFile({ prefix: "sluice-r7-child-", suffix: ".ts" });
-  await Deno.writeTextFile(
-    script,
-    `import * as S from ${JSON.stringify(new URL("mod.ts", root).href)};
-const fx = ${JSON.stringify(fixtures.href)};
-void fx;
-${body}
-`,
-  );
-  try {
-    const proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", new URL("deno.json", root).pathname, script],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      proc.kill("SIGKILL");
-    }, 15_000);
-    const child = await proc.output();
-    clearTimeout(timer);
-    const stdout = new TextDecoder().decode(child.stdout).trim().split("\n").at(-1) ?? "";
-    let out: Record<string, unknown> | undefined;
-    try {
-      out = JSON.parse(stdout);
-    } catch {
-      out = undefined;
-    }
-    return { code: child.code, stderr: new TextDecoder().decode(child.stderr), timedOut, out };
-  } finally {
-    await Deno.remove(script).catch(() => {});
-  }
+/** A child run (see _child.ts) with this file's fixtures. */
+function inChild(body: string) {
+  return runInChild(body, fixtures, 15_000);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,11 +26,11 @@ import {
 import { unsendable } from "../../actors/_clone.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
 import { Threshold } from "./fixtures/review8_stages.ts";
+import { inChild as runInChild } from "./_child.ts";
 import { settles } from "./_wait.ts";
 
 const fixtures = new URL("./fixtures/review8_stages.ts", import.meta.url);
 const ref = fixtureRef(fixtures);
-const root = new URL("../../", import.meta.url);
 const modes = ["inline", "workers"] as const;
 type Mode = (typeof modes)[number];
 
@@ -81,50 +81,9 @@ function range(n: number, skip: number[] = []): number[] {
   return Array.from({ length: n }, (_, i) => i).filter((i) => !skip.includes(i));
 }
 
-/**
- * Runs `body` (after imports of mod.ts as `S` and the fixture module URL as `fx`) in a child
- * `deno run`; it prints one JSON line. Killed after 20 s.
- */
-async function inChild(body: string): Promise<{
-  code: number;
-  stderr: string;
-  timedOut: boolean;
-  out?: Record<string, unknown>;
-}> {
-  const script = await Deno.makeTempFile({ prefix: "sluice-r8-child-", suffix: ".ts" });
-  await Deno.writeTextFile(
-    script,
-    `import * as S from ${JSON.stringify(new URL("mod.ts", root).href)};
-const fx = ${JSON.stringify(fixtures.href)};
-void fx;
-${body}
-`,
-  );
-  try {
-    const proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", new URL("deno.json", root).pathname, script],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      proc.kill("SIGKILL");
-    }, 20_000);
-    const child = await proc.output();
-    clearTimeout(timer);
-    const stdout = new TextDecoder().decode(child.stdout).trim().split("\n").at(-1) ?? "";
-    let out: Record<string, unknown> | undefined;
-    try {
-      out = JSON.parse(stdout);
-    } catch {
-      out = undefined;
-    }
-    return { code: child.code, stderr: new TextDecoder().decode(child.stderr), timedOut, out };
-  } finally {
-    await Deno.remove(script).catch(() => {});
-  }
+/** A child run (see _child.ts) with this file's fixtures. */
+function inChild(body: string) {
+  return runInChild(body, fixtures, 20_000);
 }
 
 /** Counters of `stage` in a summary (asserted present). */
