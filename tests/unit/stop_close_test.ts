@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { pipeline } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
-import { sleep, within } from "./_wait.ts";
+import { sleep, until, within } from "./_wait.ts";
 
 const ref = fixtureRef(new URL("./fixtures/review3_lifecycle_stages.ts", import.meta.url));
 
@@ -22,7 +22,18 @@ for (const mode of ["inline", "workers"] as const) {
         });
       const running = p.run();
       running.catch(() => {});
-      await sleep(300);
+      // Stopped once the sink has written (a fixed pause was too short on a loaded machine).
+      await until(
+        () => {
+          try {
+            return Deno.statSync(ids).size > 0;
+          } catch {
+            return false;
+          }
+        },
+        10_000,
+        "the sink's first write",
+      );
       const asked = Date.now();
       await p.stop();
       const summary = await within(running, 5000);
