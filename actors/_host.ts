@@ -155,11 +155,13 @@ export function inlineHost(onMessage: (m: FromTask) => void): TaskHost {
   let ended: Promise<Counts | undefined> | undefined;
   return {
     post: (message, transfer = []) => channel.port2.postMessage(message, transfer),
-    // The task stops at once; the control channel stays open until it reported its stages closed.
+    // As in a worker, the kill comes after the messages sent before it (acks the task passes on
+    // before it closes its channels); the control channel stays open until it reported its stages
+    // closed.
     terminate: () => {
       if (ended) return ended;
       kill = killWaiter();
-      void task.kill();
+      channel.port2.postMessage({ t: "kill" } satisfies ToTask);
       ended = kill.ended.then((counters) => {
         end();
         return counters;

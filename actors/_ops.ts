@@ -332,18 +332,24 @@ abstract class Op implements Downstream {
       keyed[name] = state.snapshot(wanted);
       if (drop && Array.isArray(partitions)) state.drop(partitions);
     }
-    return { keyed, extra: this.extraSnapshot() };
+    // The end of input is no time to resume at: a later run (`restoreState`) has input of its own.
+    const wm = this.ctx.received;
+    return { keyed, extra: this.extraSnapshot(), watermark: Number.isFinite(wm) ? wm : undefined };
   }
 
   protected extraSnapshot(): unknown {
     return undefined;
   }
 
-  /** Adds state moved here from another instance. */
+  /**
+   * Adds state moved here from another instance. Restored from its checkpoint, the stage resumes
+   * at the watermark it had: what was late before the restart is late again.
+   */
   async restore(snapshot: StateSnapshot): Promise<void> {
     for (const [name, entries] of Object.entries(snapshot.keyed)) {
       this.ctx.keyed(name).restore(entries);
     }
+    if (snapshot.watermark !== undefined) this.ctx.received = snapshot.watermark;
     await this.restoreExtra(snapshot.extra);
   }
 
@@ -497,6 +503,9 @@ export class ProcessorOp extends Op {
   }
 
   async watermark(wm: number): Promise<void> {
+    // Never back: restored at its checkpoint's, a stage behind one that generates watermarks
+    // anew waits until they pass it.
+    if (wm <= (this.ctx.received ?? -Infinity)) return;
     this.ctx.received = wm;
     const hook = this.#hooks.onWatermark;
     if (hook) await this.#fromHook("onWatermark()", () => hook.call(this.#hooks, wm, this.ctx));
@@ -630,7 +639,7 @@ export class SinkOp extends Op {
   }
 
   watermark(wm: number): Promise<void> {
-    this.ctx.received = wm;
+    this.ctx.received = Math.max(wm, this.ctx.received ?? -Infinity);
     return Promise.resolve();
   }
   tick(): Promise<void> {

@@ -1,7 +1,7 @@
 // The output side of a task: routes records to the senders of each outgoing edge.
 import { partitionOf } from "./partitioner.ts";
 import type { StreamRecord } from "./record.ts";
-import type { RouteSpec } from "./_protocol.ts";
+import type { RouteSpec, ToSender } from "./_protocol.ts";
 import { type Rejector, Sender } from "./_sender.ts";
 import type { Token } from "./_token.ts";
 
@@ -37,18 +37,22 @@ export class OutEdge {
     this.#finished = new Set(spec.finished ?? []);
     for (const [to, port] of spec.ports) this.connect(to, port);
     // A channel to come: batches wait in a sender whose port leads nowhere yet (its credit runs
-    // out), and are replayed when the real port connects.
+    // out), and are replayed when the real port connects. No one there: goodbye at once.
     for (const to of spec.pending ?? []) {
       const { port1, port2 } = new MessageChannel();
+      port2.postMessage({ t: "e" } satisfies ToSender);
       port2.close();
       this.connect(to, port1);
     }
   }
 
-  /** Adds (or replaces, replaying unacked batches) the channel to downstream instance `to`. */
-  connect(to: number, port: MessagePort): void {
+  /**
+   * Adds (or replaces, replaying unacked batches) the channel to downstream instance `to`; `bye`:
+   * the replaced receiver says goodbye, which the replay waits for (see `Sender.reconnect`).
+   */
+  connect(to: number, port: MessagePort, bye = false): void {
     const existing = this.senders.get(to);
-    if (existing) existing.reconnect(port);
+    if (existing) existing.reconnect(port, bye);
     else {
       const { capacity, batchSize, lingerMs } = this.spec;
       const sender = new Sender(port, capacity, batchSize, lingerMs, this.#reject);

@@ -95,6 +95,8 @@ export interface TaskInit {
 export interface StateSnapshot {
   keyed: Record<string, [number, [string, unknown][]][]>;
   extra?: unknown;
+  /** The watermark the stage had (finite), which it resumes at when restored. Per instance. */
+  watermark?: number;
 }
 
 /** Counters one stage instance reports. */
@@ -141,7 +143,17 @@ export interface DeadLetter {
 /** Control, supervisor → task. */
 export type ToTask =
   | TaskInit
-  | { t: "connectOut"; edge: string; to: number; port: MessagePort }
+  | {
+    t: "connectOut";
+    edge: string;
+    to: number;
+    port: MessagePort;
+    /**
+     * The receiver's last incarnation was killed, and said goodbye on its channels as it closed
+     * them: the replay to the new one waits for that, the acks it sent last being on their way.
+     */
+    bye: boolean;
+  }
   | {
     t: "connectIn";
     edge: string;
@@ -158,6 +170,8 @@ export type ToTask =
    */
   | { t: "dropOut"; edge: string; to: number }
   | { t: "pause"; edge: string; id: number }
+  /** Watermark alignment off while a rescale drains the task's input (see `alignMs`), then on. */
+  | { t: "align"; on: boolean }
   | {
     t: "resume";
     edge: string;
@@ -236,6 +250,7 @@ export type ToReceiver =
 /**
  * Data plane, receiver → sender: `a`, batch `seq` is done (the sender forgets it); `f`, it is
  * processed but not done yet (held for a checkpoint, or what it derived not yet acked below): its
- * credit comes back, and the sender keeps it for a replay.
+ * credit comes back, and the sender keeps it for a replay; `e`, goodbye: the receiver closes the
+ * channel, nothing more comes from it.
  */
-export type ToSender = { t: "a" | "f"; seq: number };
+export type ToSender = { t: "a" | "f"; seq: number } | { t: "e" };

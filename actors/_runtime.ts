@@ -58,6 +58,8 @@ interface Instance {
   storing?: Promise<void>;
   /** Set once the host is told to end: resolves when its stages are closed and it is gone. */
   ended?: Promise<void>;
+  /** It ended answering the kill: it said goodbye on its input channels as it closed them. */
+  saidBye?: boolean;
   /** What of its counters was added to its slot's (or the retired) totals when it ended. */
   remembered?: Record<string, StageCounters>;
   /** Retired by a rescale: its counts go to the stage's retired total, not to a slot. */
@@ -225,6 +227,9 @@ export class Runtime {
       if (snap.extra !== undefined) {
         entries.push([this.#stateKey(stage, "instance", instance), snap.extra]);
       }
+      if (snap.watermark !== undefined) {
+        entries.push([this.#stateKey(stage, "watermark", instance), snap.watermark]);
+      }
     }
     if (entries.length > 0) await this.#o.state.setMany(entries);
   }
@@ -237,9 +242,10 @@ export class Runtime {
   ): Promise<Record<string, StateSnapshot>> {
     const out: Record<string, StateSnapshot> = {};
     for (const spec of g.specs) {
-      const [names, extra] = await this.#o.state.getMany([
+      const [names, extra, watermark] = await this.#o.state.getMany([
         this.#stateKey(spec.stage, "names"),
         this.#stateKey(spec.stage, "instance", instance),
+        this.#stateKey(spec.stage, "watermark", instance),
       ]);
       const keyed: StateSnapshot["keyed"] = {};
       for (const name of (names as string[] | undefined) ?? []) {
@@ -250,7 +256,11 @@ export class Runtime {
           return list && list.length > 0 ? [[p, list] as [number, [string, unknown][]]] : [];
         });
       }
-      out[spec.stage] = { keyed, extra: extra ?? undefined };
+      out[spec.stage] = {
+        keyed,
+        extra: extra ?? undefined,
+        watermark: typeof watermark === "number" ? watermark : undefined,
+      };
     }
     return out;
   }
@@ -341,6 +351,7 @@ export class Runtime {
     const transfer: Transferable[] = [];
     const inputs: InputSpec[] = [];
     const pending: [string, number][] = [];
+    const bye = this.#instances.get(g)?.[index]?.saidBye === true;
     for (const e of this.#plan.edges.filter((x) => x.to === g)) {
       const above = this.#instances.get(e.from) ?? [];
       for (let a = 0; a < e.from.parallelism; a++) {
@@ -362,7 +373,9 @@ export class Runtime {
         });
         transfer.push(ch.port2);
         if (up.ready || !up.dead) {
-          up.host.post({ t: "connectOut", edge: e.id, to: index, port: ch.port1 }, [ch.port1]);
+          up.host.post({ t: "connectOut", edge: e.id, to: index, port: ch.port1, bye }, [
+            ch.port1,
+          ]);
         }
       }
     }
@@ -861,6 +874,8 @@ export class Runtime {
   /** Tells an instance's host to end (closing its stages first, bounded), once. */
   #end(inst: Instance): Promise<void> {
     inst.ended ??= inst.host.terminate().then((final) => {
+      // Its counts come with the answer to the kill, sent once it said goodbye on its channels.
+      inst.saidBye = final !== undefined;
       if (final) this.#late(inst, final);
     });
     return inst.ended;
@@ -1054,11 +1069,19 @@ export class Runtime {
     const ups = ins.flatMap((e) =>
       this.#live(e.from).filter((u) => !u.done).map((u) => [e, u] as const)
     );
+    // Alignment would keep the batches of inputs ahead unacked until the slowest catches up, which
+    // the pause holds: the pause would last until an input counts as idle. It is off meanwhile.
+    const align = (on: boolean) => {
+      if (g.options.align === undefined) return;
+      for (const inst of this.#live(g)) inst.host.post({ t: "align", on });
+    };
     const resume = (assignment: number[], remove: number[]) => {
       for (const [e, u] of ups) {
         if (!u.dead) u.host.post({ t: "resume", edge: e.id, assignment, add: [], remove });
       }
+      align(true);
     };
+    align(false);
     // An instance of the region that dies now would never ack what the pause waits for (its
     // restart waits for the rescale): nothing has changed yet, so the rescale starts again.
     const aborted = new Promise<never>((_, reject) =>
@@ -1200,7 +1223,7 @@ export class Runtime {
   }
 }
 
-/** Keyed state only: per-instance extra state does not move with partitions. */
+/** Keyed state only: per-instance extra state and watermarks do not move with partitions. */
 function withoutExtra(state: Record<string, StateSnapshot>): Record<string, StateSnapshot> {
   const out: Record<string, StateSnapshot> = {};
   for (const [stage, snap] of Object.entries(state)) out[stage] = { keyed: snap.keyed };

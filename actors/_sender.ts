@@ -57,6 +57,10 @@ export class Sender {
   #replay: Pending[] = [];
   /** What a restarted receiver gets once the replay is through (the watermark, the end). */
   #afterReplay: ToReceiver[] = [];
+  /** The receiver on the port has said goodbye (`e`): every ack it sent is in. */
+  #byeSaid = false;
+  /** Ports of receivers replaced before they said goodbye: the replay waits for them. */
+  readonly #leaving = new Set<MessagePort>();
   #waiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
   #lastWatermark = -Infinity;
@@ -93,8 +97,10 @@ export class Sender {
       // A credit back sends what waited for it: what that post throws must not escape a message
       // handler (it would end the worker, or the whole process inline).
       try {
-        if (e.data.t === "a") this.ack(e.data.seq);
-        else this.#processedBy(e.data.seq);
+        const m = e.data;
+        if (m.t === "a") this.ack(m.seq);
+        else if (m.t === "f") this.#processedBy(m.seq);
+        else this.#byeSaid = true;
       } catch (error) {
         this.#break(error);
       }
@@ -223,20 +229,25 @@ export class Sender {
     this.#pump();
   }
 
+  /** A restarted receiver has yet to get what it lost (or the replay waits for a goodbye). */
+  get #replaying(): boolean {
+    return this.#replay.length > 0 || this.#leaving.size > 0;
+  }
+
   #pump(): void {
     // A restarted receiver gets what it lost first, in order, as its mailbox has room.
     while (this.#replay.length > 0 && this.#free() > 0) {
       this.#send(this.#replay.shift()!);
     }
-    if (this.#replay.length === 0) { for (const m of this.#afterReplay.splice(0)) this.#post(m); }
-    while (this.#replay.length === 0 && this.#queue.length > 0 && this.credits > 0) {
+    if (!this.#replaying) { for (const m of this.#afterReplay.splice(0)) this.#post(m); }
+    while (!this.#replaying && this.#queue.length > 0 && this.credits > 0) {
       const batch = this.#queue.shift()!;
       this.#unacked.set(batch.seq, batch);
       this.sent += batch.size;
       if (batch.wm !== undefined) this.#sentWatermark = Math.max(this.#sentWatermark, batch.wm);
       this.#send(batch);
     }
-    if (this.#queue.length === 0 && this.#replay.length === 0) {
+    if (this.#queue.length === 0 && !this.#replaying) {
       const waiters = this.#waiters;
       this.#waiters = [];
       for (const w of waiters) w();
@@ -304,7 +315,7 @@ export class Sender {
    */
   ready(): Promise<void> {
     if (this.#broken !== undefined) return Promise.reject(this.#broken);
-    if (this.#queue.length === 0 && this.#replay.length === 0) return Promise.resolve();
+    if (this.#queue.length === 0 && !this.#replaying) return Promise.resolve();
     return new Promise((resolve, reject) =>
       this.#waiters.push(() => this.#broken !== undefined ? reject(this.#broken) : resolve())
     );
@@ -318,7 +329,7 @@ export class Sender {
     // end of that data's batch (sealed by the linger timer or by the next record pushed).
     if (this.#open.length > 0) this.#wmPending = true;
     else if (this.#queue.length > 0) this.#queue[this.#queue.length - 1]!.wm = wm;
-    else if (this.#replay.length > 0) {
+    else if (this.#replaying) {
       this.#sentWatermark = wm;
       this.#afterReplay.push({ t: "w", wm });
     } else {
@@ -341,16 +352,30 @@ export class Sender {
     await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** Switches to a new port (receiver restarted) and replays every unacked batch in order. */
-  reconnect(port: MessagePort): void {
-    this.#port.onmessage = null;
-    this.#port.close();
+  /**
+   * Switches to a new port (receiver restarted) and replays every unacked batch in order. With
+   * `bye` (the old receiver was killed, saying goodbye as it closed), the replay waits for the old
+   * port's goodbye: acks sent just before it, still on their way, would be lost, and the batches
+   * they ack replayed (counted twice by a stateful stage below whose checkpoint holds them).
+   */
+  reconnect(port: MessagePort, bye = false): void {
+    const old = this.#port;
+    if (bye && !this.#byeSaid) {
+      this.#leaving.add(old);
+      old.onmessage = (e: MessageEvent<ToSender>) => {
+        if (e.data.t === "a") this.ack(e.data.seq);
+        else if (e.data.t === "e") {
+          this.#hangUp(old);
+          if (this.#leaving.size === 0) this.#replayAll();
+        }
+      };
+    } else this.#hangUp(old);
     this.#port = port;
+    this.#byeSaid = false;
     this.#listen();
-    // Processed or not, the new incarnation has none of them (a restored checkpoint holds none):
-    // all are replayed, in order, no more at a time than its mailbox holds.
+    // Processed or not, the new incarnation has none of them (a restored checkpoint holds none).
     this.#processed.clear();
-    this.#replay = [...this.#unacked.values()].sort((a, b) => a.seq - b.seq);
+    this.#replay = [];
     // Then only the watermark already sent: a later one rides on the batches still queued or open,
     // and sent now it would overtake them (their records would arrive late).
     this.#afterReplay = [];
@@ -358,7 +383,20 @@ export class Sender {
       this.#afterReplay.push({ t: "w", wm: this.#sentWatermark });
     }
     if (this.#ended && this.#queue.length === 0) this.#afterReplay.push({ t: "eos" });
+    if (this.#leaving.size === 0) this.#replayAll();
+  }
+
+  /** Sends every unacked batch again, in order, no more at a time than the mailbox holds. */
+  #replayAll(): void {
+    this.#replay = [...this.#unacked.values()].sort((a, b) => a.seq - b.seq);
     this.#pump();
+  }
+
+  /** Stops listening to a port and closes it. */
+  #hangUp(port: MessagePort): void {
+    this.#leaving.delete(port);
+    port.onmessage = null;
+    port.close();
   }
 
   /**
@@ -379,11 +417,10 @@ export class Sender {
     this.#idle();
   }
 
-  /** Stops listening and closes the port. */
+  /** Stops listening and closes the port (and those of replaced receivers not yet gone). */
   close(): void {
     this.#closed = true;
     this.#lingerTimer?.();
-    this.#port.onmessage = null;
-    this.#port.close();
+    for (const port of [...this.#leaving, this.#port]) this.#hangUp(port);
   }
 }

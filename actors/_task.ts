@@ -13,6 +13,7 @@ import type {
   StateSnapshot,
   TaskInit,
   ToReceiver,
+  ToSender,
   ToTask,
 } from "./_protocol.ts";
 import { OutEdge } from "./_output.ts";
@@ -115,6 +116,15 @@ function instanceOf<T>(hook: "pull" | "process" | "write", opened: T): T {
   return opened;
 }
 
+/**
+ * Closes an input channel, saying goodbye first: a sender replaying to this task's replacement
+ * then knows that every ack from here has come (see `Sender.reconnect`).
+ */
+function hangUp(port: MessagePort): void {
+  port.postMessage({ t: "e" } satisfies ToSender);
+  port.close();
+}
+
 /** Error codes that no restart can cure when a stage fails to open. */
 const FATAL_AT_START = new Set(["E_CONFIG", "E_UNSTABLE", "NotCapable", "PermissionDenied"]);
 
@@ -203,8 +213,10 @@ export class Task {
   readonly #timers: (() => void)[] = [];
   /** Stops the heartbeat: last of all, so that a stage closing slowly is not taken for hung. */
   #beats: (() => void) | undefined;
-  /** Inputs (`edge/from`) still to connect: instances above being restarted. */
-  readonly #pendingIn = new Set<string>();
+  /** Watermark alignment holds input back (see `alignMs`); not while a rescale drains the input. */
+  #aligning = true;
+  /** Inputs (`edge/from`) still to connect, instances above being restarted: since when. */
+  readonly #pendingIn = new Map<string, number>();
   /** `stop` came: the source stops pulling once it is open (at once if it is). */
   #stopAsked = false;
   #finished = false;
@@ -241,12 +253,12 @@ export class Task {
         this.#start(msg).catch((e) => this.#fail(e, !this.#opened));
         break;
       case "connectOut":
-        this.#outputs.find((o) => o.spec.edge === msg.edge)?.connect(msg.to, msg.port);
+        this.#outputs.find((o) => o.spec.edge === msg.edge)?.connect(msg.to, msg.port, msg.bye);
         break;
       case "connectIn": {
         const at = this.#inputs.findIndex((i) => i.edge === msg.edge && i.from === msg.from);
         const old = at >= 0 ? this.#inputs.splice(at, 1)[0] : undefined;
-        old?.port.close();
+        if (old) hangUp(old.port);
         // Held back and never acked: the new incarnation's sender replays them.
         if (old) this.#mailbox -= old.parked.filter((w) => w.k === "batch").length;
         const watermark = Math.max(old?.wm ?? -Infinity, msg.watermark);
@@ -264,7 +276,7 @@ export class Task {
               x.edge === msg.edge && x.from === msg.from &&
               (msg.sender === undefined || x.sender === msg.sender)
             );
-            if (i >= 0) this.#inputs.splice(i, 1)[0]!.port.close();
+            if (i >= 0) hangUp(this.#inputs.splice(i, 1)[0]!.port);
             await this.#advance();
             await this.#maybeFinish();
           },
@@ -277,6 +289,13 @@ export class Task {
         );
         break;
       }
+      case "align":
+        // A rescale's pause waits until what was sent here is acked: what alignment holds back
+        // goes on, or it would wait for the slow inputs that the pause holds.
+        this.#aligning = msg.on;
+        this.#unpark();
+        this.#wake?.();
+        break;
       case "resume":
         this.#outputs.find((o) => o.spec.edge === msg.edge)?.resume(
           msg.assignment,
@@ -515,7 +534,7 @@ export class Task {
     // (maybe while this task opens: then it is connected already).
     for (const [edge, from] of init.pending) {
       if (!this.#inputs.some((i) => i.edge === edge && i.from === from)) {
-        this.#pendingIn.add(`${edge}/${from}`);
+        this.#pendingIn.set(`${edge}/${from}`, Date.now());
       }
     }
     const services = this.#services();
@@ -576,17 +595,21 @@ export class Task {
     }
     // Killed while opening: what opened since is closed too, and the input channels.
     if (this.#failed) {
-      for (const input of init.inputs) input.port.close();
+      for (const input of init.inputs) hangUp(input.port);
       return void this.#release();
     }
     this.#head = next;
     this.#passesOn = this.#outputs.length > 0 && !ops.some((op) => op instanceof SinkOp);
-    if (init.restore) await this.#restore(init.restore);
+    if (init.restore) {
+      await this.#restore(init.restore);
+      // The task's time goes on from its head's: replayed input behind it is late, as it was.
+      this.#watermark = this.#ops[0]?.ctx.received ?? -Infinity;
+    }
     for (const input of init.inputs) {
       // An upstream restarted while this task was opening: its new channel is connected already
       // (`connectIn`), and the one from init leads to the dead incarnation.
       const newer = this.#inputs.some((i) => i.edge === input.edge && i.from === input.from);
-      if (newer) input.port.close();
+      if (newer) hangUp(input.port);
       else this.#addInput(input);
     }
     this.#beats = every(init.heartbeatMs, () => this.#heartbeat());
@@ -847,20 +870,30 @@ export class Task {
     this.#post({ t: "wantCheckpoint" });
   }
 
-  /** Recomputes the watermark: the minimum over live inputs, ignoring idle ones. */
+  /**
+   * Recomputes the watermark: the minimum over live inputs, ignoring idle ones. An input still to
+   * connect holds it back as a silent one does: its records are to come, until it counts as idle.
+   */
   async #advance(): Promise<void> {
     if (this.#source) return;
     const now = Date.now();
+    const idleMs = this.#init.idleTimeoutMs;
     let wm = Infinity;
     let active = 0;
     for (const input of this.#inputs) {
       if (input.ended) continue;
-      if (now - input.lastSeen > this.#init.idleTimeoutMs) continue;
+      if (now - input.lastSeen > idleMs) continue;
       active++;
       wm = Math.min(wm, input.wm);
     }
+    for (const since of this.#pendingIn.values()) {
+      if (now - since > idleMs) continue;
+      active++;
+      wm = -Infinity;
+    }
     this.#unpark();
-    if (active === 0 && this.#inputs.some((i) => !i.ended)) return; // all idle: hold time
+    // All idle: time holds.
+    if (active === 0 && (this.#pendingIn.size > 0 || this.#inputs.some((i) => !i.ended))) return;
     if (wm > this.#watermark) {
       this.#watermark = wm;
       await this.#head.watermark(wm);
@@ -875,7 +908,7 @@ export class Task {
    */
   #park(work: Work & { input: Input }): boolean {
     const alignMs = this.#init.alignMs;
-    if (alignMs === undefined) return false;
+    if (alignMs === undefined || !this.#aligning) return false;
     const { input } = work;
     if (input.parked.length === 0 && (work.k !== "batch" || !this.#ahead(input, alignMs))) {
       return false;
@@ -897,12 +930,12 @@ export class Task {
     return slowest !== Infinity && input.wm > slowest + alignMs;
   }
 
-  /** Puts parked work of inputs no longer ahead back at the front of the queue, in order. */
+  /** Puts parked work of inputs no longer ahead (or all, alignment off) back at the front, in order. */
   #unpark(): void {
     const alignMs = this.#init.alignMs;
     if (alignMs === undefined) return;
     for (const input of this.#inputs) {
-      if (input.parked.length === 0 || this.#ahead(input, alignMs)) continue;
+      if (input.parked.length === 0 || (this.#aligning && this.#ahead(input, alignMs))) continue;
       this.#queue.unshift(...input.parked);
       input.parked = [];
     }
@@ -1159,7 +1192,7 @@ export class Task {
     }
     this.#reportCloseErrors(errors);
     this.#beats?.();
-    for (const i of this.#inputs) i.port.close();
+    for (const i of this.#inputs) hangUp(i.port);
     for (const o of this.#outputs) o.close();
     this.#closeYielder();
   }
@@ -1277,7 +1310,9 @@ export class Task {
     this.#kill.abort();
     this.#pullStop.abort();
     this.#stopTimers();
-    for (const i of this.#inputs) i.port.close();
+    for (const i of this.#inputs) hangUp(i.port);
+    // Killed while opening: the channels it was to take, too (its senders wait for the goodbye).
+    if (!this.#opened) { for (const i of this.#init?.inputs ?? []) hangUp(i.port); }
     for (const o of this.#outputs) o.close();
     this.#closeYielder();
     this.#wake?.();

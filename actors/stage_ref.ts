@@ -38,7 +38,10 @@ export interface StageOptions {
   permissions?: StagePermissions;
   /** Period of `onTick` for processors that have it, in ms. Default 100. */
   tickMs?: number;
-  /** An input silent this long no longer holds back the watermark, in ms. Default 10 000. */
+  /**
+   * An input silent this long (or still to connect, its instance above restarting) no longer holds
+   * back the watermark, in ms. Default 10 000.
+   */
   idleTimeoutMs?: number;
   /** Where this stage's dead letters go (a sink stage or a sink object). Default: the pipeline's. */
   deadLetter?: DeadLetterSink | StageRef;
@@ -57,7 +60,8 @@ export interface StageOptions {
    * parallel sources that read at different speeds, such as a file striped over N readers. An
    * input silent for `idleTimeoutMs`, or ended, holds nothing back. Use it where the inputs come
    * from independent upstream tasks: held-back credit stalls a task's every output, so inputs
-   * that share an upstream (a fan-out) would wait for `idleTimeoutMs`.
+   * that share an upstream (a fan-out) would wait for `idleTimeoutMs`. A rescale of the stage
+   * (`pipeline.scale()`) lets held-back input go while it drains the stage.
    */
   align?: { maxDriftMs: number };
 }

@@ -169,9 +169,13 @@ export const windowStage: ProcessorDefinition<unknown, unknown, WindowConfig> = 
       fired.emit(ctx);
     };
 
-    // A window updated after the watermark passed its end fires again at once (as Flink does).
+    // A window updated after the watermark passed its end fires again at once (as Flink does);
+    // one updated before (it fired on another instance, ahead in time) fires again when it passes.
     const refire = (group: string, w: Win, wm: number, ctx: StageContext<unknown>): void => {
-      if (w.e > wm) return;
+      if (w.e > wm) {
+        w.f = false;
+        return;
+      }
       w.f = true;
       ctx.emit(output(keyOfGroup(group), w));
     };
