@@ -337,6 +337,13 @@ abstract class Op implements Downstream {
     return { keyed, extra: this.extraSnapshot(), watermark: Number.isFinite(wm) ? wm : undefined };
   }
 
+  /** The keyed partitions a snapshot took are dirty again (its checkpoint was aborted). */
+  redirty(keyed: StateSnapshot["keyed"]): void {
+    for (const [name, parts] of Object.entries(keyed)) {
+      this.ctx.keyedStates.get(name)?.markDirty(parts.map(([p]) => p));
+    }
+  }
+
   protected extraSnapshot(): unknown {
     return undefined;
   }

@@ -25,6 +25,8 @@ export class OutEdge {
   #ended = false;
   /** Downstream instances that had everything already: what would go to them is dropped. */
   readonly #finished: Set<number>;
+  /** The task has a barrier to pass on: the senders' retention bound is lifted (`Sender.lift`). */
+  #lifted = false;
 
   readonly #reject: Rejector | undefined;
 
@@ -57,6 +59,7 @@ export class OutEdge {
       const { capacity, batchSize, lingerMs } = this.spec;
       const sender = new Sender(port, capacity, batchSize, lingerMs, this.#reject);
       this.senders.set(to, sender);
+      if (this.#lifted) sender.lift(true);
       sender.watermark(this.#lastWatermark);
       if (this.#ended) sender.end();
     }
@@ -157,6 +160,21 @@ export class OutEdge {
     }
     this.#lastWatermark = Math.max(this.#lastWatermark, wm);
     for (const s of this.senders.values()) s.watermark(wm);
+  }
+
+  /**
+   * Sends checkpoint barrier `id` on every channel, behind what was routed so far. Not while
+   * paused: a rescale aborts the checkpoints under way and takes none until it is done.
+   */
+  barrier(id: number): void {
+    if (this.#paused) return;
+    for (const s of this.senders.values()) s.barrier(id);
+  }
+
+  /** Lifts (or restores) the senders' retention bound while the task has a barrier to pass on. */
+  lift(on: boolean): void {
+    this.#lifted = on;
+    for (const s of this.senders.values()) s.lift(on);
   }
 
   /** Ends every channel (while paused, after the held records, on resume). */

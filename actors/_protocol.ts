@@ -87,6 +87,8 @@ export interface TaskInit {
   checkpoint?: boolean;
   /** Mailbox capacity per input channel, in batches. */
   capacity: number;
+  /** Checkpoints begun before this task: barriers of theirs (a replay's, say) are void here. */
+  epoch?: number;
   /** Hold back inputs whose watermark is this far ahead of the slowest active one (ms). */
   alignMs?: number;
 }
@@ -187,6 +189,15 @@ export type ToTask =
     epoch?: number;
   }
   | { t: "committed"; epoch: number }
+  /**
+   * Aligned checkpoint `id` begins: a source task puts barrier `id` into its outputs between two
+   * pulls; every task lets the batches ahead of it go past its outputs' retention bound until it
+   * has passed the barrier on (see `Sender.barrier`); a task whose inputs have all ended takes it
+   * at once.
+   */
+  | { t: "checkpoint"; id: number }
+  /** Checkpoint `id` will not complete (an instance died, a rescale began): barriers up to it are void. */
+  | { t: "abort"; id: number }
   /** A downstream checkpoint holding these batches was stored: they are done (acked). */
   | { t: "acked"; edge: string; to: number; seqs: number[] }
   | { t: "restore"; id: number; state: Record<string, StateSnapshot>; owned: number[] }
@@ -202,7 +213,21 @@ export type ToTask =
 /** Control, task → supervisor. */
 export type FromTask =
   | { t: "ready" }
-  | { t: "wantCheckpoint" }
+  /**
+   * A checkpoint is due; `last`: the task's input has ended and it has flushed, this one is its
+   * final state (taken alone: it need not wait for the others').
+   */
+  | { t: "wantCheckpoint"; last?: boolean }
+  /**
+   * Barrier `id` came on every input (or they ended): a stateful task's snapshot of that moment
+   * and the input batches it holds (as `reply`); a sink's writes of what came before are done.
+   */
+  | {
+    t: "cpDone";
+    id: number;
+    state?: Record<string, StateSnapshot>;
+    covered?: [string, number, number, number][];
+  }
   | { t: "hb"; counters: Record<string, StageCounters>; watermark: number }
   | {
     t: "error";
@@ -243,8 +268,10 @@ export type FromTask =
 /** Data plane, sender → receiver. */
 export type ToReceiver =
   /** A batch; its records are packed (see `_wire.ts`). */
-  | { t: "b"; seq: number; records: Column; wm?: number }
+  | { t: "b"; seq: number; records: Column; wm?: number; cp?: number }
   | { t: "w"; wm: number }
+  /** Checkpoint barrier `id`, in order behind the data (one may also ride on a batch, `cp`). */
+  | { t: "c"; id: number }
   | { t: "eos" };
 
 /**

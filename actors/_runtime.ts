@@ -65,6 +65,10 @@ interface Instance {
   /** Retired by a rescale: its counts go to the stage's retired total, not to a slot. */
   retired?: boolean;
   again?: boolean;
+  /** The checkpoint asked for again is a flushed stage's last (see `#checkpointAlone`). */
+  againLast?: boolean;
+  /** Its final state, checkpointed alone, is stored: an aligned checkpoint's older one is not. */
+  lastStored?: boolean;
   /** Its input ended: it flushes and finishes. */
   ending?: boolean;
   /**
@@ -75,6 +79,13 @@ interface Instance {
   passedOn?: boolean;
   /** Requests waiting for its reply: rejected if it dies first. */
   waiting: Map<number, (error: Error) => void>;
+}
+
+/** An aligned checkpoint under way: who has yet to take it, and the snapshots taken so far. */
+interface Aligned {
+  id: number;
+  waiting: Set<Instance>;
+  taken: Map<Instance, FromTask & { t: "cpDone" }>;
 }
 
 /** A request's instance died before it replied. */
@@ -121,6 +132,22 @@ export class Runtime {
   /** State names known to be in the backend's index, per stage. */
   readonly #names = new Map<string, Set<string>>();
   #checkpointTimer: ReturnType<typeof setInterval> | undefined;
+  /** The aligned checkpoint under way: who has yet to take it, and the snapshots taken so far. */
+  #cp: Aligned | undefined;
+  /** An aligned checkpoint being written to the backend: a restart waits for it. */
+  #cpStoring: Promise<void> | undefined;
+  /** Writes of checkpoints to the backend, one after another (newer state is written last). */
+  #writes: Promise<void> = Promise.resolve();
+  /** Another checkpoint is due once the one under way is done, or once restarts are. */
+  #cpAgain = false;
+  /** Whether any stage is stateful (else no checkpoint is ever taken). */
+  #stateful = false;
+  /**
+   * Source groups with a stateful stage below (or fused in): their places are checkpointed with
+   * that state, and a restarted instance resumes from its place in the checkpoint it is restored
+   * with (a source that can seek; others resume from their committed offsets).
+   */
+  readonly #feeds = new Set<Group>();
   #monitor: ReturnType<typeof setInterval> | undefined;
   #resolve!: (s: RunSummary) => void;
   #reject!: (e: Error) => void;
@@ -160,6 +187,11 @@ export class Runtime {
         : [];
       this.#instances.set(g, []);
     }
+    this.#stateful = this.#plan.groups.some((g) => g.options.stateful);
+    for (const g of this.#plan.groups) {
+      if (g.specs[0]!.kind !== "source") continue;
+      if (g.options.stateful || this.#below(g).some((x) => x.options.stateful)) this.#feeds.add(g);
+    }
     void this.#boot().catch((e) => this.#fail(e));
     this.#monitor = setInterval(() => this.#watch(), Math.max(10, this.#o.heartbeatMs / 4));
     if (this.#o.signals) {
@@ -196,16 +228,18 @@ export class Runtime {
       }
     }
     for (const inst of all) inst.host.post({ t: "start" });
-    this.#checkpointTimer = setInterval(() => {
-      for (const g of this.#plan.groups) {
-        if (!g.options.stateful) continue;
-        for (const inst of this.#live(g)) if (inst.ready && !inst.done) void this.#checkpoint(inst);
-      }
-    }, this.#o.checkpointMs);
+    this.#checkpointTimer = setInterval(() => this.#wantCheckpoint(), this.#o.checkpointMs);
   }
 
   #stateKey(stage: string, ...parts: (string | number)[]): string {
     return ["sluice", "state", this.#o.name, stage, ...parts].join("/");
+  }
+
+  /** Runs `write` once the writes before it are done. */
+  #write(write: () => Promise<void>): Promise<void> {
+    const run = this.#writes.then(write);
+    this.#writes = run.catch(() => {});
+    return run;
   }
 
   /** Writes a snapshot (one key per stage, state name and partition) to the backend. */
@@ -265,12 +299,146 @@ export class Runtime {
     return out;
   }
 
-  /** Checkpoints one stateful instance: touched partitions to the backend, then its acks go. */
-  #checkpoint(inst: Instance): Promise<void> {
+  /**
+   * A checkpoint is asked for (by `inst`, or by the timer): an aligned one of the whole pipeline;
+   * while a rescale is under way, one of each instance alone (see `#checkpointAlone`).
+   */
+  #wantCheckpoint(inst?: Instance): void {
+    if (this.#ended) return;
+    if (!this.#scaling) return this.#checkpointAll();
+    const list = inst ? [inst] : this.#plan.groups.filter((g) => g.options.stateful).flatMap(
+      (g) => this.#live(g).filter((x) => x.ready && !x.done),
+    );
+    for (const x of list) void this.#checkpointAlone(x);
+  }
+
+  /**
+   * Begins an aligned checkpoint (Flink's barriers): the sources put barrier n into their
+   * outputs; each task takes it once it came on all its inputs, holding back those it came on
+   * first; stateful tasks snapshot then, sinks write what came before. Once every stateful and
+   * sink instance took it, the snapshots are stored and the input they cover acked. Every
+   * checkpoint stored is thus one cut through the whole pipeline: a restart takes the instances
+   * below a failed one back to it, and the failed one's replay holds nothing any of them counted.
+   * One at a time; none while an instance is being restarted (its channels are being rewired).
+   */
+  #checkpointAll(): void {
+    if (this.#ended || !this.#stateful) return;
+    if (this.#cp || this.#cpStoring || this.#scaling || !this.#quiet()) {
+      this.#cpAgain = true;
+      return;
+    }
+    this.#cpAgain = false;
+    const live = [...this.#instances.values()].flat().filter((x) => x && !x.dead && !x.done);
+    const waiting = new Set(
+      live.filter((x) =>
+        x.group.options.stateful || this.#feeds.has(x.group) ||
+        x.group.specs.some((s) => s.kind === "sink")
+      ),
+    );
+    if (waiting.size === 0) return;
+    const id = ++this.#epoch;
+    this.#cp = { id, waiting, taken: new Map() };
+    for (const inst of live) inst.host.post({ t: "checkpoint", id });
+  }
+
+  /** Every slot has a live, ready incarnation (or a done one): no restart is under way. */
+  #quiet(): boolean {
+    for (const g of this.#plan.groups) {
+      const list = this.#instances.get(g) ?? [];
+      for (let i = 0; i < g.parallelism; i++) {
+        const x = list[i];
+        if (!x) return false;
+        if (x.done) continue;
+        if (x.dead || !x.ready) return false;
+      }
+    }
+    return true;
+  }
+
+  /** `inst` took the aligned checkpoint under way. */
+  #cpDone(inst: Instance, m: FromTask & { t: "cpDone" }): void {
+    const cp = this.#cp;
+    if (!cp || m.id !== cp.id || !cp.waiting.delete(inst)) return;
+    if (m.state) cp.taken.set(inst, m);
+    if (cp.waiting.size === 0) this.#complete(cp);
+  }
+
+  /** `inst` is done: the checkpoint under way no longer waits for it. */
+  #cpLeft(inst: Instance): void {
+    const cp = this.#cp;
+    if (cp && cp.waiting.delete(inst) && cp.waiting.size === 0) this.#complete(cp);
+  }
+
+  /** Every instance took the checkpoint: it is stored, then the input it covers is acked. */
+  #complete(cp: Aligned): void {
+    this.#cp = undefined;
+    // Upstream incarnations of the input each snapshot holds, known before it is stored.
+    const acks = [...cp.taken].map(([inst, m]) => [inst, this.#acksOf(m.covered)] as const);
+    const storing = this.#write(async () => {
+      for (const [inst, m] of cp.taken) {
+        if (!inst.lastStored) await this.#store(inst.index, m.state ?? {});
+      }
+    });
+    this.#cpStoring = storing;
+    storing.then(() => {
+      // Stored: the input it holds is done. The supervisor acks it upstream itself, at once, so
+      // that an instance that dies before it hears of the commit is restored to this checkpoint
+      // (its restart waits for `#cpStoring`) and not sent that input again: no double count.
+      for (const [inst, list] of acks) {
+        for (const [up, edge, seqs] of list) {
+          if (!up.dead) up.host.post({ t: "acked", edge, to: inst.index, seqs });
+        }
+      }
+      for (const [inst] of acks) if (!inst.dead) inst.host.post({ t: "committed", epoch: cp.id });
+    }, (cause) => {
+      this.#fail(
+        new PipelineError(
+          `Cannot checkpoint pipeline "${this.#o.name}": the state backend failed`,
+          {
+            cause,
+          },
+        ),
+      );
+    }).finally(() => {
+      this.#cpStoring = undefined;
+      if (this.#cpAgain) this.#checkpointAll();
+    });
+  }
+
+  /** The checkpoint under way cannot complete (an instance died, a rescale begins): void. */
+  #abortCheckpoint(): void {
+    const cp = this.#cp;
+    if (!cp) return;
+    this.#cp = undefined;
+    this.#cpAgain = true;
+    for (const list of this.#instances.values()) {
+      for (const x of list) if (x && !x.dead && !x.done) x.host.post({ t: "abort", id: cp.id });
+    }
+  }
+
+  /** Acks to send upstream for `covered` input batches, grouped per upstream incarnation and edge. */
+  #acksOf(covered: [string, number, number, number][] | undefined): [Instance, string, number[]][] {
+    const acks: [Instance, string, number[]][] = [];
+    for (const [edge, from, sender, seq] of covered ?? []) {
+      const up = this.#byId.get(sender);
+      if (!up || up.index !== from) continue;
+      const last = acks.at(-1);
+      if (last && last[0] === up && last[1] === edge) last[2].push(seq);
+      else acks.push([up, edge, [seq]]);
+    }
+    return acks;
+  }
+
+  /**
+   * Checkpoints one stateful instance alone, while a rescale is under way (its input paused, no
+   * barrier gets through): touched partitions to the backend, then its acks go.
+   */
+  #checkpointAlone(inst: Instance, last = false): Promise<void> {
     if (inst.checkpointing) {
       // Asked for while one is under way: it may have been taken before the batches that asked
       // now, so another one follows.
       inst.again = true;
+      if (last) inst.againLast = true;
       return inst.checkpointing;
     }
     const run = (async () => {
@@ -279,21 +447,18 @@ export class Runtime {
       const reply = await this.#request(inst, {
         t: "snapshot",
         id,
-        partitions: "dirty",
+        // The last one writes every partition it owns, emptied ones too (older state goes).
+        partitions: last ? inst.owned : "dirty",
         drop: false,
         epoch,
       });
       if (inst.dead) return;
       // Upstream incarnations of the input the checkpoint holds, known before it is stored.
-      const acks: [Instance, string, number[]][] = [];
-      for (const [edge, from, sender, seq] of reply.covered ?? []) {
-        const up = this.#byId.get(sender);
-        if (!up || up.index !== from) continue;
-        const last = acks.at(-1);
-        if (last && last[0] === up && last[1] === edge) last[2].push(seq);
-        else acks.push([up, edge, [seq]]);
-      }
-      const storing = this.#store(inst.index, reply.state ?? {});
+      const acks = this.#acksOf(reply.covered);
+      const storing = this.#write(async () => {
+        await this.#store(inst.index, reply.state ?? {});
+        if (last) inst.lastStored = true;
+      });
       inst.storing = storing;
       try {
         await storing;
@@ -319,7 +484,7 @@ export class Runtime {
       inst.checkpointing = undefined;
       if (inst.again && !inst.dead && !this.#ended) {
         inst.again = false;
-        void this.#checkpoint(inst);
+        void this.#checkpointAlone(inst, inst.againLast);
       }
     });
     inst.checkpointing = run;
@@ -471,6 +636,7 @@ export class Runtime {
       hold,
       checkpoint: g.options.stateful,
       capacity: g.options.capacity,
+      epoch: this.#epoch,
       alignMs: g.options.align?.maxDriftMs,
       source: { outOfOrdernessMs: this.#o.outOfOrdernessMs, batchSize: g.options.batchSize },
     };
@@ -508,6 +674,7 @@ export class Runtime {
         inst.ready = true;
         inst.lastHb = Date.now();
         if (inst.failedAt !== undefined) this.#latencies.push(Date.now() - inst.failedAt);
+        if (this.#cpAgain) this.#checkpointAll();
         break;
       case "hb":
         inst.lastHb = Date.now();
@@ -529,7 +696,13 @@ export class Runtime {
         );
         break;
       case "wantCheckpoint":
-        void this.#checkpoint(inst);
+        // A flushed stage's last state: alone, whole (an aligned checkpoint may wait long for
+        // the others; this one holds everything it took in, which nothing can add to now).
+        if (m.last) void this.#checkpointAlone(inst, true);
+        else this.#wantCheckpoint(inst);
+        break;
+      case "cpDone":
+        this.#cpDone(inst, m);
         break;
       case "reply":
         this.#replies.get(m.id)?.(m);
@@ -544,6 +717,7 @@ export class Runtime {
       case "done":
         inst.done = true;
         inst.counters = m.counters;
+        this.#cpLeft(inst);
         this.#maybeDone();
         break;
     }
@@ -566,6 +740,7 @@ export class Runtime {
   /** Marks an incarnation dead: its pending requests fail, nothing it says is heard any more. */
   #bury(inst: Instance): void {
     inst.dead = true;
+    this.#abortCheckpoint();
     this.#abandon(inst);
     if (this.#scalingRegion.has(inst.group)) this.#pauseAbort?.();
   }
@@ -679,7 +854,10 @@ export class Runtime {
           // A stateful instance comes back with its last checkpoint; unacked input is replayed.
           // A checkpoint it was writing when it died is part of it (its input is acked).
           await v.storing?.catch(() => {});
-          const restore = v.group.options.stateful
+          await this.#cpStoring?.catch(() => {});
+          // A source feeding state resumes from its place in that checkpoint: where the state
+          // below, restored too, ends (not where its commits had got to, which may be behind).
+          const restore = v.group.options.stateful || this.#feeds.has(v.group)
             ? await this.#load(v.group, v.index, this.#ownedBy(v.group, v.index))
             : undefined;
           if (this.#ended) return;
@@ -1012,12 +1190,15 @@ export class Runtime {
       let finished!: () => void;
       this.#scaling = new Promise<void>((resolve) => finished = resolve);
       for (const x of [g, ...above]) this.#scalingRegion.add(x);
+      // Its pause lets no barrier through: checkpoints are taken per instance until it is done.
+      this.#abortCheckpoint();
       try {
         if (await this.#rescale(stage, g, n)) return;
       } finally {
         this.#scaling = undefined;
         this.#scalingRegion.clear();
         finished();
+        if (this.#cpAgain) this.#checkpointAll();
       }
     }
   }
@@ -1136,6 +1317,7 @@ export class Runtime {
       // A checkpoint under way (its reply may wait for outputs to be acked) must be stored before
       // the moved partitions are, or its older copy of them could overwrite theirs.
       await Promise.all(list.slice(0, oldN).map((x) => x.checkpointing?.catch(() => {})));
+      await this.#cpStoring?.catch(() => {});
       for (let a = 0; a < oldN; a++) {
         const moved = old.flatMap((owner, p) => owner === a && next[p] !== a ? [p] : []);
         if (moved.length === 0) continue;
@@ -1210,6 +1392,7 @@ export class Runtime {
       await x.ended;
       await x.storing?.catch(() => {});
     }
+    await this.#cpStoring?.catch(() => {});
     if (this.#ended) return;
     this.#retireSlots(g, g.parallelism);
     this.#dropRetired(g, oldN, outs);

@@ -32,6 +32,8 @@ interface Pending {
   tokens: Token[];
   /** A watermark that follows this batch's records. */
   wm?: number;
+  /** A checkpoint barrier that follows them (and the watermark): sent once, never replayed. */
+  cp?: number;
 }
 
 /** Sender side of one edge to one downstream instance. */
@@ -67,6 +69,10 @@ export class Sender {
   /** The highest watermark posted so far (alone or riding on a batch): what a replay may repeat. */
   #sentWatermark = -Infinity;
   #wmPending = false;
+  /** Queued batches that carry a barrier: the retention bound is lifted until they are sent. */
+  #barriers = 0;
+  /** The task has a barrier to pass on (see `lift`). */
+  #lifted = false;
   #ended = false;
   #closed = false;
   /** Count of records sent (not counting replays). */
@@ -147,7 +153,41 @@ export class Sender {
 
   /** Free credits: batches the receiver can still take (and this sender can still keep). */
   get credits(): number {
+    return Math.max(0, Math.min(this.#free(), RETAIN * this.#capacity - this.#unacked.size));
+  }
+
+  /**
+   * Batches that may be sent now: as many as the mailbox has room for, and as the retention bound
+   * allows, unless a checkpoint barrier waits behind them here or in the task. A stateful stage
+   * below holds its acks until a checkpoint completes, which needs the barrier: within the bound,
+   * the batches ahead of it could wait for those acks for ever. (They are bounded all the same:
+   * by what was pulled before the barrier.)
+   */
+  #room(): number {
+    if (this.#barriers > 0 || this.#lifted) return this.#free();
     return Math.min(this.#free(), RETAIN * this.#capacity - this.#unacked.size);
+  }
+
+  /**
+   * While on, the retention bound is lifted (see `#room`): the task has a checkpoint barrier to
+   * pass on, behind what it still has to send.
+   */
+  lift(on: boolean): void {
+    this.#lifted = on;
+    if (on) this.#pump();
+  }
+
+  /** Sends checkpoint barrier `id` behind everything pushed so far (sealing the open batch). */
+  barrier(id: number): void {
+    if (this.#closed) return;
+    this.seal();
+    const last = this.#queue.at(-1);
+    if (last) {
+      if (last.cp === undefined) this.#barriers++;
+      last.cp = id;
+      this.#pump();
+    } else if (this.#replaying) this.#afterReplay.push({ t: "c", id });
+    else this.#post({ t: "c", id });
   }
 
   /** Nothing open, queued or unacked. */
@@ -240,8 +280,9 @@ export class Sender {
       this.#send(this.#replay.shift()!);
     }
     if (!this.#replaying) { for (const m of this.#afterReplay.splice(0)) this.#post(m); }
-    while (!this.#replaying && this.#queue.length > 0 && this.credits > 0) {
+    while (!this.#replaying && this.#queue.length > 0 && this.#room() > 0) {
       const batch = this.#queue.shift()!;
+      if (batch.cp !== undefined) this.#barriers--;
       this.#unacked.set(batch.seq, batch);
       this.sent += batch.size;
       if (batch.wm !== undefined) this.#sentWatermark = Math.max(this.#sentWatermark, batch.wm);
@@ -257,8 +298,9 @@ export class Sender {
   #send(batch: Pending): void {
     batch.packed ??= this.#packer.pack(batch.records!);
     try {
-      this.#post({ t: "b", seq: batch.seq, records: batch.packed, wm: batch.wm });
+      this.#post({ t: "b", seq: batch.seq, records: batch.packed, wm: batch.wm, cp: batch.cp });
       batch.records = undefined;
+      batch.cp = undefined;
     } catch (error) {
       // A record structured clone refuses, or one whose getter throws: taken out, the rest sent.
       if (!this.#reject) throw error;
@@ -294,13 +336,16 @@ export class Sender {
     batch.size = good.length;
     batch.packed = this.#packer.pack(good);
     this.#reject!(bad, reasons, batch.tokens);
+    const cp = batch.cp;
+    batch.cp = undefined;
     if (good.length > 0) {
-      this.#post({ t: "b", seq: batch.seq, records: batch.packed, wm: batch.wm });
+      this.#post({ t: "b", seq: batch.seq, records: batch.packed, wm: batch.wm, cp });
       return;
     }
-    // Nothing left to send: done here, after the loop that is sending. A watermark it carried
-    // goes on alone.
+    // Nothing left to send: done here, after the loop that is sending. A watermark or a barrier
+    // it carried goes on alone.
     if (batch.wm !== undefined) this.#post({ t: "w", wm: batch.wm });
+    if (cp !== undefined) this.#post({ t: "c", id: cp });
     queueMicrotask(() => this.ack(batch.seq));
   }
 
@@ -406,6 +451,7 @@ export class Sender {
   settle(): void {
     this.close();
     for (const batch of this.#queue.splice(0)) for (const token of batch.tokens) token.release();
+    this.#barriers = 0;
     for (const token of this.#openTokens) token.release();
     this.#open = [];
     this.#openTokens.clear();

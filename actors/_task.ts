@@ -52,8 +52,13 @@ interface Input {
   wm: number;
   lastSeen: number;
   ended: boolean;
-  /** Work held back by watermark alignment, in arrival order (see `alignMs`). */
+  /**
+   * Work held back, in arrival order: by watermark alignment (see `alignMs`), or because the
+   * input's checkpoint barrier came and the others' have not (`blocked`).
+   */
   parked: Work[];
+  /** Its barrier of the checkpoint being aligned came: what follows waits for the others'. */
+  blocked: boolean;
 }
 
 /** Where a source batch came from: acked to the source, in pull order, once done. */
@@ -88,6 +93,7 @@ type Work =
   | { k: "batch"; input: Input; seq: number; records: StreamRecord<unknown>[] }
   | { k: "wm"; input: Input; wm: number }
   | { k: "eos"; input: Input }
+  | { k: "barrier"; input: Input; id: number }
   | { k: "tick" }
   | { k: "pulled"; pulled: Pulled }
   | { k: "ctl"; run: () => Promise<void> };
@@ -174,6 +180,12 @@ export class Task {
   #inTime = 0;
   /** Where the source's input ends in the state the last checkpoint holds (fused stateful tasks). */
   #resume: SourceResume | undefined;
+  /**
+   * A source task's place: where the last pull it ran through its chain ended (or where it was
+   * restored to). A checkpoint's barrier goes out right behind it, so the checkpoint holds it: a
+   * source restarted from that checkpoint resumes there, as do the stages below.
+   */
+  #consumed: SourceResume | undefined;
   /** When the loop last let events in (see {@linkcode YIELD_MS}). */
   #lastYield = 0;
   #yielder: MessageChannel | undefined;
@@ -228,6 +240,14 @@ export class Task {
   #lastBeat = 0;
   /** Stateful tasks: processed batches whose acks wait for the checkpoint that covers them. */
   #held: Held[] = [];
+  /** The last checkpoint taken, aborted or begun before this task: its barriers are void. */
+  #cpLast = 0;
+  /** The latest checkpoint the supervisor said has begun. */
+  #cpKnown = 0;
+  /** The aligned checkpoint last snapshot here, until it completes or is aborted. */
+  #cpTaken: { id: number; parts: Map<string, StateSnapshot["keyed"]> } | undefined;
+  /** The checkpoint whose barriers are being aligned, and the inputs they came on so far. */
+  #cpAlign: { id: number; arrived: Set<Input> } | undefined;
   readonly #heldWaiters: (() => void)[] = [];
   #wanted = false;
   /** Records emitted by hooks outside input batches (fired windows), until acked downstream. */
@@ -278,6 +298,7 @@ export class Task {
             );
             if (i >= 0) hangUp(this.#inputs.splice(i, 1)[0]!.port);
             await this.#advance();
+            await this.#maybeAligned();
             await this.#maybeFinish();
           },
         });
@@ -306,47 +327,20 @@ export class Task {
       case "snapshot": {
         // Never in the middle of a batch: a snapshot holds the effects of whole batches only.
         const take = () => {
-          const state: Record<string, StateSnapshot> = {};
-          for (const op of this.#ops) {
-            try {
-              state[op.spec.stage] = op.snapshot(msg.partitions, msg.drop);
-            } catch (error) {
-              // A `snapshot()` hook that throws fails its stage like any hook; no reply.
-              return this.#fail(new HookFailure(op.spec.stage, error));
-            }
-          }
-          if (msg.epoch === undefined) return this.#post({ t: "reply", id: msg.id, state });
-          const covered: Held[] = [];
-          for (const h of this.#held) {
-            if (h.epoch !== undefined) continue;
-            h.epoch = msg.epoch;
-            covered.push(h);
-            if (h.slot) this.#resume = { position: h.slot.position };
-          }
-          // The source's place with the state it fed: a restore resumes it right after.
-          if (this.#source && this.#resume) {
-            state[this.#init.chain[0]!.stage] = { keyed: {}, extra: this.#resume };
-          }
-          this.#wanted = false;
-          if (this.#stall && this.#stall.epoch === undefined) this.#stall.epoch = msg.epoch;
-          // Once stored, the supervisor acks the covered input at once (a crash right after must
-          // not replay it into state that holds it already), so everything derived from it must
-          // be acked downstream first: the batches' outputs, and what hooks emitted from state
-          // that the checkpoint no longer holds (fired windows). Until then the state is kept as
-          // it is now.
-          const waits = [...this.#hookOutputs, ...covered.flatMap((h) => h.outputs ?? [])];
+          const snap = this.#snapshot(msg.partitions, msg.drop, msg.epoch);
+          if (!snap) return;
+          if (msg.epoch === undefined) return this.#post({ t: "reply", id: msg.id, ...snap });
+          // Taken alone (a rescale is under way): once stored, the supervisor acks the covered
+          // input at once (a crash right after must not replay it into state that holds it
+          // already), so everything derived from it must be acked downstream first: the batches'
+          // outputs, and what hooks emitted from state that the checkpoint no longer holds (fired
+          // windows). Until then the state is kept as it is now.
+          const waits = [...this.#hookOutputs, ...snap.waits];
           const reply = (state: Record<string, StateSnapshot>) =>
-            this.#post({
-              t: "reply",
-              id: msg.id,
-              state,
-              covered: covered.flatMap((h): [string, number, number, number][] =>
-                h.input ? [[h.input.edge, h.input.from, h.input.sender, h.seq]] : []
-              ),
-            });
-          if (waits.length === 0) reply(state);
+            this.#post({ t: "reply", id: msg.id, state, covered: snap.covered });
+          if (waits.length === 0) reply(snap.state);
           else {
-            const copy = structuredClone(state);
+            const copy = structuredClone(snap.state);
             void Promise.all(waits).then(() => reply(copy));
           }
         };
@@ -354,11 +348,52 @@ export class Task {
         else take();
         break;
       }
+      case "checkpoint": {
+        if (msg.id <= this.#cpLast) break;
+        this.#cpKnown = Math.max(this.#cpKnown, msg.id);
+        // What is ahead of the barrier goes on past the retention bound (see `Sender.barrier`).
+        for (const o of this.#outputs) o.lift(true);
+        const run = () => this.#source ? this.#sourceBarrier(msg.id) : this.#maybeAligned();
+        // A source task puts the barrier between two pulls: now, unless a pulled batch is being
+        // run (then right after it). So does a finished task (it runs no more work; its inputs
+        // have all ended), not in the middle of its flush. Else the barriers come in the input.
+        if (this.#source || this.#finished) {
+          if (this.#busy) this.#deferred.push(() => void run().catch((e) => this.#fail(e)));
+          else void run().catch((e) => this.#fail(e));
+        } else this.#enqueue({ k: "ctl", run });
+        break;
+      }
+      case "abort": {
+        this.#cpLast = Math.max(this.#cpLast, msg.id);
+        if (this.#cpAlign && this.#cpAlign.id <= msg.id) {
+          this.#cpAlign = undefined;
+          this.#unblock();
+        }
+        for (const o of this.#outputs) o.lift(false);
+        // The batches it would have covered wait for the next one, and so do the partitions it
+        // took (they were taken as clean).
+        for (const h of this.#held) if (h.epoch === msg.id) h.epoch = undefined;
+        const taken = this.#cpTaken;
+        if (taken && taken.id <= msg.id) {
+          for (const op of this.#ops) {
+            const keyed = taken.parts.get(op.spec.stage);
+            if (keyed) op.redirty(keyed);
+          }
+          this.#cpTaken = undefined;
+        }
+        if (this.#stall?.epoch === msg.id) this.#stall.epoch = undefined;
+        this.#wanted = false;
+        // Finishing, it waits for a checkpoint of what it holds: another one, alone.
+        if (this.#flushed && this.#uncovered() > 0) this.#wantCheckpoint();
+        this.#wake?.();
+        break;
+      }
       case "committed": {
+        if (this.#cpTaken && this.#cpTaken.id <= msg.epoch) this.#cpTaken = undefined;
         const keep: Held[] = [];
         for (const h of this.#held) {
           // The supervisor acked these upstream already; this ack is for the rare case it could not.
-          if (h.epoch !== undefined && h.epoch <= msg.epoch) {
+          if (h.epoch === msg.epoch) {
             h.input?.port.postMessage({ t: "a", seq: h.seq });
             if (h.slot) h.slot.done = true;
           } else keep.push(h);
@@ -529,6 +564,7 @@ export class Task {
 
   async #start(init: TaskInit): Promise<void> {
     this.#init = init;
+    this.#cpLast = Math.max(this.#cpLast, init.epoch ?? 0);
     this.#stopBy ??= init.stopBy;
     // No channel while an upstream instance is being restarted: its replacement connects later
     // (maybe while this task opens: then it is connected already).
@@ -568,6 +604,7 @@ export class Task {
         // Fused with a stateful stage: the restored checkpoint says where its input ended.
         const resume = init.restore?.[spec.stage]?.extra as SourceResume | undefined;
         this.#resume = resume;
+        this.#consumed = resume;
         this.#sourceCtx.resumeFrom = resume?.position;
         this.#source = await guard(spec.stage, async () => {
           return instanceOf("pull", await def.open(config, this.#sourceCtx!));
@@ -665,18 +702,22 @@ export class Task {
       lastSeen: Date.now(),
       ended: false,
       parked: [],
+      blocked: false,
     };
     this.#inputs.push(input);
     spec.port.onmessage = (e: MessageEvent<ToReceiver>) => {
       const m = e.data;
-      input.lastSeen = Date.now();
+      // A barrier alone says nothing of the input's time: a silent input still goes idle.
+      if (m.t !== "c") input.lastSeen = Date.now();
       if (m.t === "b") {
         if (this.#stall) this.#stall.arrived = true;
         this.#mailbox++;
         const records = unpack(m.records) as StreamRecord<unknown>[];
         this.#enqueue({ k: "batch", input, seq: m.seq, records });
         if (m.wm !== undefined) this.#enqueue({ k: "wm", input, wm: m.wm });
+        if (m.cp !== undefined) this.#enqueue({ k: "barrier", input, id: m.cp });
       } else if (m.t === "w") this.#enqueue({ k: "wm", input, wm: m.wm });
+      else if (m.t === "c") this.#enqueue({ k: "barrier", input, id: m.id });
       else this.#enqueue({ k: "eos", input });
     };
   }
@@ -833,7 +874,12 @@ export class Task {
         if (this.#park(work)) return;
         work.input.ended = true;
         await this.#advance();
+        await this.#maybeAligned();
         await this.#maybeFinish();
+        return;
+      case "barrier":
+        if (this.#park(work)) return;
+        await this.#barrier(work.input, work.id);
         return;
       case "tick":
         await this.#advance();
@@ -848,6 +894,146 @@ export class Task {
       case "ctl":
         await work.run();
     }
+  }
+
+  /**
+   * Snapshots the stages' state (`partitions`, dropping them if `drop`). For checkpoint `epoch`,
+   * it covers every held batch no checkpoint covers yet (all of them processed: never in the
+   * middle of a batch), and adds the source's place. Undefined if a `snapshot()` hook threw: the
+   * stage fails, as for any hook.
+   */
+  #snapshot(
+    partitions: number[] | null | "dirty",
+    drop: boolean,
+    epoch: number | undefined,
+  ): {
+    state: Record<string, StateSnapshot>;
+    covered?: [string, number, number, number][];
+    waits: Promise<void>[];
+  } | undefined {
+    const state: Record<string, StateSnapshot> = {};
+    for (const op of this.#ops) {
+      try {
+        state[op.spec.stage] = op.snapshot(partitions, drop);
+      } catch (error) {
+        this.#fail(new HookFailure(op.spec.stage, error));
+        return undefined;
+      }
+    }
+    if (epoch === undefined) return { state, waits: [] };
+    const covered: Held[] = [];
+    for (const h of this.#held) {
+      if (h.epoch !== undefined) continue;
+      h.epoch = epoch;
+      covered.push(h);
+      if (h.slot) this.#resume = { position: h.slot.position };
+    }
+    // The source's place with the state it fed: a restore resumes it right after.
+    if (this.#source && this.#resume) {
+      state[this.#init.chain[0]!.stage] = { keyed: {}, extra: this.#resume };
+    }
+    this.#wanted = false;
+    if (this.#stall && this.#stall.epoch === undefined) this.#stall.epoch = epoch;
+    return {
+      state,
+      covered: covered.flatMap((h): [string, number, number, number][] =>
+        h.input ? [[h.input.edge, h.input.from, h.input.sender, h.seq]] : []
+      ),
+      waits: covered.flatMap((h) => h.outputs ?? []),
+    };
+  }
+
+  /**
+   * Takes aligned checkpoint `id` here: everything before its barrier is processed, nothing after
+   * it. A stateful task snapshots its state, a sink writes what it gathered, and the barrier goes
+   * on behind what was sent. Everything below that takes it too completes the checkpoint: only
+   * then is the state stored and the input it covers acked (so no restart finds a checkpoint
+   * below that holds part of what a replay above sends again).
+   */
+  async #takeCheckpoint(id: number, inLoop = true): Promise<void> {
+    this.#cpLast = Math.max(this.#cpLast, id);
+    // Flushed, a stateful task's last state is checkpointed alone (see `wantCheckpoint`): it only
+    // passes the barrier on, for the stages below.
+    const stateful = this.#init.checkpoint === true && !this.#flushed;
+    const snap = stateful ? this.#snapshot("dirty", false, id) : undefined;
+    if (stateful && !snap) return;
+    // A source's place, unless a stateful stage fused with it has put it in its snapshot.
+    const source = this.#source ? this.#init.chain[0]!.stage : undefined;
+    const state = snap?.state ?? {};
+    if (source && !state[source] && this.#consumed) {
+      state[source] = { keyed: {}, extra: this.#consumed };
+    }
+    if (snap) {
+      // Which partitions it took, in case it is aborted (not their contents).
+      const parts = new Map<string, StateSnapshot["keyed"]>();
+      for (const [stage, { keyed }] of Object.entries(snap.state)) {
+        const ids: StateSnapshot["keyed"] = {};
+        for (const [name, list] of Object.entries(keyed)) ids[name] = list.map(([p]) => [p, []]);
+        parts.set(stage, ids);
+      }
+      this.#cpTaken = { id, parts };
+    }
+    for (const o of this.#outputs) {
+      o.barrier(id);
+      o.lift(false);
+    }
+    const sinks = this.#ops.filter((op): op is SinkOp => op instanceof SinkOp);
+    // A flushed stateful task still answers (the checkpoint waits for it), with no state.
+    if (!this.#init.checkpoint && !source && sinks.length === 0) return;
+    const done = async () => {
+      for (const op of sinks) await op.drain();
+      const held = stateful || source !== undefined ? state : undefined;
+      this.#post({ t: "cpDone", id, state: held, covered: snap?.covered });
+    };
+    // A sink's writes are the loop's to make, one at a time: taken outside it (a source task),
+    // what it gathered before the barrier is written as the loop's next work. (A finished task
+    // has written everything.)
+    if (inLoop || this.#finished || sinks.length === 0) await done();
+    else {
+      this.#queue.unshift({ k: "ctl", run: done });
+      this.#wake?.();
+    }
+  }
+
+  /** A source task puts the barrier of checkpoint `id` between the pulls before and after. */
+  async #sourceBarrier(id: number): Promise<void> {
+    if (id <= this.#cpLast) return;
+    await this.#takeCheckpoint(id, false);
+  }
+
+  /** Barrier `id` came on `input`: what follows on it waits until the others' have come. */
+  async #barrier(input: Input, id: number): Promise<void> {
+    if (id <= this.#cpLast || input.ended) return;
+    if (this.#cpAlign === undefined || this.#cpAlign.id < id) {
+      // A newer checkpoint's: one being aligned was aborted without a word reaching here yet.
+      if (this.#cpAlign) this.#unblock();
+      this.#cpAlign = { id, arrived: new Set() };
+      // Watermark alignment lets go meanwhile: what it holds back may be ahead of a barrier.
+      this.#unpark();
+    } else if (this.#cpAlign.id > id) return;
+    this.#cpAlign.arrived.add(input);
+    input.blocked = true;
+    await this.#maybeAligned();
+  }
+
+  /**
+   * Takes the checkpoint being aligned once its barrier came on every input still open (every
+   * one, if they have all ended: a finishing stateful stage's last state).
+   */
+  async #maybeAligned(): Promise<void> {
+    const id = this.#cpAlign?.id ?? (this.#cpKnown > this.#cpLast ? this.#cpKnown : undefined);
+    if (id === undefined || this.#pendingIn.size > 0 || this.#failed) return;
+    const arrived = this.#cpAlign?.arrived;
+    for (const i of this.#inputs) if (!i.ended && !arrived?.has(i)) return;
+    this.#cpAlign = undefined;
+    await this.#takeCheckpoint(id);
+    this.#unblock();
+  }
+
+  /** Lets blocked inputs go on, their parked work first. */
+  #unblock(): void {
+    for (const i of this.#inputs) i.blocked = false;
+    this.#unpark();
   }
 
   /** Held batches no checkpoint under way covers yet (one that does will ack them when stored). */
@@ -867,7 +1053,7 @@ export class Task {
 
   #wantCheckpoint(): void {
     this.#wanted = true;
-    this.#post({ t: "wantCheckpoint" });
+    this.#post({ t: "wantCheckpoint", last: this.#flushed || undefined });
   }
 
   /**
@@ -907,9 +1093,14 @@ export class Task {
    * so the sender stops once its credit is spent.
    */
   #park(work: Work & { input: Input }): boolean {
-    const alignMs = this.#init.alignMs;
-    if (alignMs === undefined || !this.#aligning) return false;
     const { input } = work;
+    if (input.blocked) {
+      input.parked.push(work);
+      return true;
+    }
+    const alignMs = this.#init.alignMs;
+    // Not while a checkpoint's barriers are aligned: the one of an input held back would never come.
+    if (alignMs === undefined || !this.#aligning || this.#cpAlign) return false;
     if (input.parked.length === 0 && (work.k !== "batch" || !this.#ahead(input, alignMs))) {
       return false;
     }
@@ -930,12 +1121,16 @@ export class Task {
     return slowest !== Infinity && input.wm > slowest + alignMs;
   }
 
-  /** Puts parked work of inputs no longer ahead (or all, alignment off) back at the front, in order. */
+  /**
+   * Puts parked work of inputs no longer ahead (or all, alignment off) back at the front, in order;
+   * not that of inputs blocked at a checkpoint barrier.
+   */
   #unpark(): void {
     const alignMs = this.#init.alignMs;
-    if (alignMs === undefined) return;
     for (const input of this.#inputs) {
-      if (input.parked.length === 0 || (this.#aligning && this.#ahead(input, alignMs))) continue;
+      if (input.parked.length === 0 || input.blocked) continue;
+      const wait = alignMs !== undefined && this.#aligning && !this.#cpAlign;
+      if (wait && this.#ahead(input, alignMs)) continue;
       this.#queue.unshift(...input.parked);
       input.parked = [];
     }
@@ -1043,6 +1238,7 @@ export class Task {
     }
     const slot: Slot = { position: batch.position, done: false };
     this.#positions.push(slot);
+    if (batch.position !== undefined) this.#consumed = { position: batch.position };
     // With a stateful stage fused in, the source's position is acked only once a checkpoint holds
     // the state these records went into: after a crash the source resumes where that state ends.
     const held: Held | undefined = this.#init.checkpoint ? { seq: 0, slot } : undefined;
@@ -1129,11 +1325,15 @@ export class Task {
     // A stateful task ends its outputs only once its final checkpoint is stored: failing before,
     // its replacement replays to the stages below, which must not have finished yet.
     const endLast = this.#init.checkpoint === true;
-    if (!endLast) { for (const o of this.#outputs) o.end(); }
-    await Promise.all(this.#outputs.map((o) => o.drained()));
-    // A stateful task's last acks wait for a final checkpoint.
+    // Flushed: a checkpoint may be taken now (what is sent is acked once one is stored below, which
+    // needs this task's part: it is not waited for first).
     this.#busy = false;
     for (const take of this.#deferred.splice(0)) take();
+    if (!endLast) {
+      for (const o of this.#outputs) o.end();
+      await Promise.all(this.#outputs.map((o) => o.drained()));
+    }
+    // A stateful task's last acks wait for a final checkpoint.
     if (this.#held.length > 0) {
       const empty = new Promise<void>((resolve) => this.#heldWaiters.push(resolve));
       this.#wantCheckpoint();

@@ -115,6 +115,17 @@ export class KeyedState<V> {
   }
 
   /**
+   * Marks partitions dirty again: a checkpoint that took them was aborted, so the next one must
+   * take them. Partitions not held here any more are skipped.
+   */
+  markDirty(partitions: Iterable<number>): void {
+    for (const p of partitions) {
+      const shard = this.#shards.get(p);
+      if (shard) shard.dirty = true;
+    }
+  }
+
+  /**
    * Copies out the given partitions' state (all held when omitted), as `[partition, entries]`
    * pairs. Partitions asked for by name are included even when empty, so that a checkpoint
    * overwrites what an earlier one stored for them.

@@ -9,12 +9,12 @@
 //
 // Expected everywhere: no record lost (each id reaches the sink at least once; keyed sums exact,
 // per key, the README's at-least-once windows aside), no hang (every wait is bounded), failures
-// named correctly, counters consistent. Tests named "BUG: …" fail on the code as reviewed
-// (ca30976) and are ignored until it is fixed (an open bug, in the README and the issue note);
-// each says what is expected, what happens and the suspected cause. Both are one
-// defect: a restart takes the stateful instances below back to their latest checkpoint, which
-// may hold what the replay from above sends again. The other tests pass and stay as regression
-// tests.
+// named correctly, counters consistent. Tests named "(was a bug)" failed on the code as reviewed
+// (ca30976); each says what was expected, what happened and the cause. Both were one defect: a
+// restart took the stateful instances below back to their latest checkpoints, taken by each
+// instance on its own, which could hold what the replay from above sends again. Checkpoints are
+// aligned now (barriers from the sources, as Flink's), and every stored one is one cut through the
+// pipeline. The other tests passed as reviewed and stay as regression tests.
 import assert from "node:assert/strict";
 import {
   memoryDeadLetters,
@@ -470,7 +470,7 @@ for (const mode of modes) {
     },
   });
 
-  // BUG. Expected (README, Supervision; State and checkpoints): a restart takes the stateful
+  // Was a bug. Expected (README, Supervision; State and checkpoints): a restart takes the stateful
   // instances below back to their last checkpoints and replays the failed instance's unacked
   // input, "no loss, no double counting in its state" but for one window: a stateless instance
   // that dies "just after a checkpoint below it was stored, before it heard of it" (a batch or
@@ -482,18 +482,16 @@ for (const mode of modes) {
   // which holds that part already: sum#0's keys come out 30–60 % over (every run; sum#1's keys
   // are exact). hop had heard of sum#0's checkpoints long before: this is not the documented
   // window, whose size is bounded by an ack in flight; here it is bounded by how far sum#1 lags.
-  // Suspected cause: actors/_runtime.ts:635-642 and 666-675 (#failure: the region's stateful
+  // Cause: actors/_runtime.ts:635-642 and 666-675 (#failure: the region's stateful
   // victims restore their latest checkpoint, Runtime.#load) with :293-298 (#checkpoint acks only
   // the direct sender's batches): nothing makes a checkpoint below consistent with the replay
   // point above, which is the *oldest* unacked source batch across all the instances it fans out
   // to (actors/_task.ts:772-775, a stateless task acks an input batch once all its outputs are).
-  // A fix needs aligned checkpoints (barriers from the sources, as Flink) or a replay that skips
-  // what a restored instance holds (per sender incarnation and seq lineage).
+  // Fixed by aligned checkpoints (barriers from the sources, as Flink's): sum#0 and sum#1 store
+  // their state at the same cut, and the input they cover is acked only then.
   Deno.test({
-    // Open (needs aligned checkpoints, see the note above): ignored until it is fixed.
-    ignore: true,
     name:
-      `BUG: ${mode}: a pass-through fails once above a keyed sum at parallelism 2 whose instance 1 lags: sum#0 counts the replay again (30-60 % over; expected exact sums)`,
+      `${mode}: a pass-through fails once above a keyed sum at parallelism 2 whose instance 1 lags: exact sums (was a bug: sum#0 counted the replay again, 30-60 % over)`,
     ...loose,
     fn: async () => {
       const f = await faultFiles("sluice-r9-");
@@ -532,7 +530,7 @@ for (const mode of modes) {
     },
   });
 
-  // BUG. Expected: as above ("no double counting in its state"); the README's window is for a
+  // Was a bug. Expected: as above ("no double counting in its state"); the README's window is for a
   // stateless instance only. What happens: "upper" (stateful, keyed, passes records on) is
   // checkpointed less often than "sum" below it (capacity 64: it asks at 128 held batches; the
   // sum asks whenever idle), and its checkpoint can never be ahead of the sum's: the snapshot
@@ -542,54 +540,56 @@ for (const mode of modes) {
   // replays everything after it, and the sum, restored to its latest checkpoint as a victim of
   // the restart, counts all of that again: 40–100 % over on every key (every run, both modes;
   // a plain throw from beforeBatch instead of snapshot() shows the same, in 7–9 runs of 10).
-  // Suspected cause: actors/_runtime.ts:635-642, 666-675 (#failure/#victims restore the region
+  // Cause: actors/_runtime.ts:635-642, 666-675 (#failure/#victims restore the region
   // below to its latest checkpoint, which holds effects of input the failed stateful instance's
   // own latest checkpoint does not) and :293-298 (#checkpoint acks a stateful upstream's output
   // batches upstream at once, though that upstream's input stays unacked until its own,
-  // later, checkpoint).
-  Deno.test({
-    // Open (needs aligned checkpoints, see the note above): ignored until it is fixed.
-    ignore: true,
-    name:
-      `BUG: ${mode}: a stateful pass-through fails once above a keyed sum: the sum counts the replay again (40-100 % over; expected exact sums)`,
-    ...loose,
-    fn: async () => {
-      const f = await faultFiles("sluice-r9-");
-      try {
-        const out = `${f.dir}/out`, count = 3000, snap = `${f.dir}/snap`;
-        const s = await resolves(
-          make(mode, { checkpointMs: 60_000 })
-            .from(ref("src", { count, perPull: 30, delayMs: 2 }, "source"), {
-              name: "src",
-              fuse: false,
-            })
-            .keyBy()
-            // It fails in its first snapshot() after the sum below stored a checkpoint holding
-            // id 1000 (capacity 64: its own checkpoints are asked for rarely).
-            .via(
-              ref("sum", {
-                pass: true,
-                finals: false,
-                fault: { at: "snapshot", waitFor: snap, marker: f.marker },
-              }),
-              { name: "upper", fuse: false, capacity: 64, permissions: f.perms },
-            )
-            .keyBy()
-            .via(ref("sum", { snapAt: 1000, snapFile: snap }), {
-              name: "sum",
-              fuse: false,
-              permissions: f.perms,
-            })
-            .to(ref("sink", { out }, "sink"), { name: "out", fuse: false, permissions: f.perms }),
-        );
-        assert.ok(exists(`${f.marker}.1`), "upper failed");
-        await assertSumsWithin(out, count, 0.05);
-        assert.deepEqual(codes(s), ["upper Error"]);
-      } finally {
-        await Deno.remove(f.dir, { recursive: true });
-      }
-    },
-  });
+  // later, checkpoint). Now both go back to the same aligned checkpoint: the sums are exact, not
+  // just within the stateless window's 5 %. Failing in snapshot() aborts the checkpoint it was
+  // taking; failing on a batch, the one under way if any.
+  for (const at of ["snapshot", "batch"] as const) {
+    Deno.test({
+      name:
+        `${mode}: a stateful pass-through fails once above a keyed sum (in ${at}): exact sums (was a bug: the sum counted the replay again, 40-100 % over)`,
+      ...loose,
+      fn: async () => {
+        const f = await faultFiles("sluice-r9-");
+        try {
+          const out = `${f.dir}/out`, count = 3000, snap = `${f.dir}/snap`;
+          const s = await resolves(
+            make(mode, { checkpointMs: 60_000 })
+              .from(ref("src", { count, perPull: 30, delayMs: 2 }, "source"), {
+                name: "src",
+                fuse: false,
+              })
+              .keyBy()
+              // It fails in its first snapshot() after the sum below stored a checkpoint holding
+              // id 1000 (capacity 64: its own checkpoints are asked for rarely).
+              .via(
+                ref("sum", {
+                  pass: true,
+                  finals: false,
+                  fault: { at, waitFor: snap, marker: f.marker },
+                }),
+                { name: "upper", fuse: false, capacity: 64, permissions: f.perms },
+              )
+              .keyBy()
+              .via(ref("sum", { snapAt: 1000, snapFile: snap }), {
+                name: "sum",
+                fuse: false,
+                permissions: f.perms,
+              })
+              .to(ref("sink", { out }, "sink"), { name: "out", fuse: false, permissions: f.perms }),
+          );
+          assert.ok(exists(`${f.marker}.1`), "upper failed");
+          await assertSumsWithin(out, count, 0);
+          assert.deepEqual(codes(s), ["upper Error"]);
+        } finally {
+          await Deno.remove(f.dir, { recursive: true });
+        }
+      },
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
