@@ -12,14 +12,9 @@
 // code as reviewed and are ignored; each says what is expected, what happens and the suspected
 // cause. The others pass and stay as regression tests.
 import assert from "node:assert/strict";
-import {
-  memoryDeadLetters,
-  type Pipeline,
-  pipeline,
-  type PipelineOptions,
-  type RunSummary,
-} from "../../mod.ts";
+import { memoryDeadLetters, type Pipeline, pipeline, type PipelineOptions } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
+import { codeOf, codes, hows, resolves } from "./_runs.ts";
 import { expectedSums, faultFiles } from "./_paced.ts";
 import { settles, sleep, until, within } from "./_wait.ts";
 import { exists } from "./fixtures/_once.ts";
@@ -91,33 +86,6 @@ async function assertSumsWithin(path: string, count: number, slack: number): Pro
   }
   assert.deepEqual(bad, [], `keys short or more than ${slack * 100} % over (got/expected)`);
 }
-
-/** Runs `p` for at most `ms`: its summary, or what run() rejected with; a hang fails the test. */
-async function ends(p: Pipeline, ms = 20_000): Promise<RunSummary | Error> {
-  const running = p.run();
-  running.catch(() => {});
-  const got = await within(running.then((s) => s, (e: Error) => e), ms);
-  if (got === "timed out") {
-    await within(p.stop().catch(() => {}), 5000);
-    assert.fail(`the run did not end within ${ms} ms`);
-  }
-  return got;
-}
-
-/** Like `ends`, and run() must resolve. */
-async function resolves(p: Pipeline, ms = 20_000): Promise<RunSummary> {
-  const got = await ends(p, ms);
-  if (got instanceof Error) assert.fail(`run() rejected: ${got.message}`);
-  return got;
-}
-
-const codes = (s: RunSummary) => s.failures.map((f) => `${f.stage} ${f.code}`).sort();
-
-/** How a fault may be injected in a mode: a throw anywhere; in a worker also its death. */
-function hows(mode: Mode): ("throw" | "timer")[] {
-  return mode === "inline" ? ["throw"] : ["throw", "timer"];
-}
-const codeOf = (how: string) => how === "throw" ? "Error" : "E_WORKER";
 
 /** Runs `fn` with fresh fault files, removed afterwards. */
 async function withFiles(

@@ -16,16 +16,11 @@
 // aligned now (barriers from the sources, as Flink's), and every stored one is one cut through the
 // pipeline. The other tests passed as reviewed and stay as regression tests.
 import assert from "node:assert/strict";
-import {
-  memoryDeadLetters,
-  type Pipeline,
-  pipeline,
-  type PipelineOptions,
-  type RunSummary,
-} from "../../mod.ts";
+import { memoryDeadLetters, type Pipeline, pipeline, type PipelineOptions } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
+import { codeOf, codes, ends, hows, resolves } from "./_runs.ts";
 import { expectedSums, faultFiles } from "./_paced.ts";
-import { settles, until, within } from "./_wait.ts";
+import { settles, until } from "./_wait.ts";
 import { exists } from "./fixtures/_once.ts";
 
 const ref = fixtureRef(new URL("./fixtures/review9_stages.ts", import.meta.url));
@@ -115,33 +110,6 @@ async function assertSumsWithin(path: string, count: number, slack: number): Pro
   }
   assert.deepEqual(over, [], `keys counted more than ${slack * 100} % over`);
 }
-
-/** Runs `p` for at most `ms`: its summary, or what run() rejected with; a hang fails the test. */
-async function ends(p: Pipeline, ms = 15_000): Promise<RunSummary | Error> {
-  const running = p.run();
-  running.catch(() => {});
-  const got = await within(running.then((s) => s, (e: Error) => e), ms);
-  if (got === "timed out") {
-    await within(p.stop().catch(() => {}), 5000);
-    assert.fail(`the run did not end within ${ms} ms`);
-  }
-  return got;
-}
-
-/** Like `ends`, and run() must resolve. */
-async function resolves(p: Pipeline, ms = 15_000): Promise<RunSummary> {
-  const got = await ends(p, ms);
-  if (got instanceof Error) assert.fail(`run() rejected: ${got.message}`);
-  return got;
-}
-
-const codes = (s: RunSummary) => s.failures.map((f) => `${f.stage} ${f.code}`).sort();
-
-/** How a fault may be injected in a mode: a throw anywhere; in a worker also its death. */
-function hows(mode: Mode): ("throw" | "timer")[] {
-  return mode === "inline" ? ["throw"] : ["throw", "timer"];
-}
-const codeOf = (how: string) => how === "throw" ? "Error" : "E_WORKER";
 
 // ---------------------------------------------------------------------------------------------
 // 1. An instance below fails while it finishes, after the instance above was retired as done.

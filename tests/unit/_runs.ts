@@ -1,0 +1,35 @@
+// Running a pipeline in a test that must not hang: its summary or its error, within a bound.
+import assert from "node:assert/strict";
+import type { Pipeline, RunSummary } from "../../mod.ts";
+import { within } from "./_wait.ts";
+
+/** Runs `p` for at most `ms`: its summary, or what run() rejected with; a hang fails the test. */
+export async function ends(p: Pipeline, ms = 20_000): Promise<RunSummary | Error> {
+  const running = p.run();
+  running.catch(() => {});
+  const got = await within(running.then((s) => s, (e: Error) => e), ms);
+  if (got === "timed out") {
+    await within(p.stop().catch(() => {}), 5000);
+    assert.fail(`the run did not end within ${ms} ms`);
+  }
+  return got;
+}
+
+/** Like `ends`, and run() must resolve. */
+export async function resolves(p: Pipeline, ms = 20_000): Promise<RunSummary> {
+  const got = await ends(p, ms);
+  if (got instanceof Error) assert.fail(`run() rejected: ${got.message}`);
+  return got;
+}
+
+/** The failures of a run as `stage code`, sorted. */
+export const codes = (s: RunSummary): string[] =>
+  s.failures.map((f) => `${f.stage} ${f.code}`).sort();
+
+/** How a fault may be injected in a mode: a throw anywhere; in a worker also its death. */
+export function hows(mode: "inline" | "workers"): ("throw" | "timer")[] {
+  return mode === "inline" ? ["throw"] : ["throw", "timer"];
+}
+
+/** The failure code a fault injected `how` gives. */
+export const codeOf = (how: string): string => how === "throw" ? "Error" : "E_WORKER";
