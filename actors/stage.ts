@@ -55,11 +55,11 @@ export interface StageContext<O = unknown> {
   partitionOf(key: string): number;
   /**
    * For a source: the `position` of the last batch whose records a stored checkpoint holds, when
-   * the source runs fused with a stateful stage (parallelism 1) and that checkpoint is being
-   * restored (a restart, or `restoreState`). A source that can seek starts right after it, so the
-   * restored state and the input line up exactly; one that cannot starts where it would (Kafka
-   * from its committed offsets, which are committed only once a checkpoint holds them).
-   * Undefined otherwise.
+   * that checkpoint is being restored: a restart of an instance above a stateful stage (the
+   * checkpoint holds its place together with the state below it), or of one fused with a stateful
+   * stage (parallelism 1; also under `restoreState`). A source that can seek starts right after
+   * it, so the restored state and the input line up exactly; one that cannot starts where it
+   * would (Kafka from its committed offsets). Undefined otherwise.
    */
   readonly resumeFrom?: unknown;
 }

@@ -124,9 +124,13 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
   permissions: "none",
   open(config, ctx) {
     const csvHeader = config.format === "csv" && (config.csv?.header ?? true);
-    const resumed = positionSchema.safeParse(ctx.resumeFrom);
     // One file read by N instances: each takes every N-th chunk (the cut is the same in all).
     const striped = config.path !== undefined && !config.follow && ctx.parallelism > 1;
+    // A striped instance does not resume at a checkpointed place: it would count its chunks from
+    // there, and take others' (it reads its file again from `startAt`: at-least-once).
+    const resumed = striped
+      ? { success: false as const }
+      : positionSchema.safeParse(ctx.resumeFrom);
     const files = new FileSet({
       pattern: config.path ?? config.glob!,
       follow: config.follow,
