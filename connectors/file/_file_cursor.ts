@@ -12,6 +12,8 @@ export interface CursorChunk {
   line: number;
   /** Cut and counted only (see `FileCursor.next`): `bytes` is empty. */
   skipped?: true;
+  /** Its index among the file's chunks (counted from where the cursor opened, see `Position`). */
+  index: number;
 }
 
 /** How a cursor reads. */
@@ -93,6 +95,7 @@ export class FileCursor {
     this.#options = options;
     this.offset = at.offset;
     this.line = at.line;
+    this.#index = at.index ?? 0;
   }
 
   /** Opens `path` at a position (the start by default), reading the CSV header first if asked. */
@@ -198,7 +201,7 @@ export class FileCursor {
   }
 
   #chunk(n: number, skip: boolean): CursorChunk {
-    const at = { offset: this.offset, line: this.line };
+    const at = { offset: this.offset, line: this.line, index: this.#index };
     this.#index++;
     if (skip) {
       if (this.#options.lines) this.line += countLines(this.#carry.subarray(0, n));
@@ -264,4 +267,6 @@ export class FileCursor {
 export interface Position {
   offset: number;
   line: number;
+  /** Index of the chunk that starts here (0 at the start of the file, or where reading began). */
+  index?: number;
 }

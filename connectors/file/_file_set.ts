@@ -12,7 +12,7 @@ export interface FileSetOptions {
   /** Whether this source instance reads `path` (files are spread over instances). */
   mine(path: string): boolean;
   /** Resume: skip files before `file`, start `file` at this offset and line. */
-  startAt?: { file: string; byteOffset: number; line: number };
+  startAt?: { file: string; byteOffset: number; line: number; chunk?: number };
 }
 
 /** A chunk and the cursor it came from. */
@@ -57,10 +57,12 @@ export class FileSet {
 
   async #open(path: string): Promise<FileCursor> {
     const start = this.#o.startAt;
-    let at: { offset: number; line: number } | undefined;
+    let at: { offset: number; line: number; index?: number } | undefined;
     if (start?.file === path && !this.#resumed) {
       this.#resumed = true; // only the first open resumes; a rotated file starts at 0
-      at = { offset: start.byteOffset, line: start.line };
+      // The chunk after the one that ended there: striped instances keep counting the same cut.
+      const index = start.chunk === undefined ? undefined : start.chunk + 1;
+      at = { offset: start.byteOffset, line: start.line, index };
     }
     const cursor = await FileCursor.open(path, { ...this.#o.cursor, gzip: this.#gzip(path) }, at);
     if (this.#closed) {

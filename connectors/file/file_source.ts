@@ -24,6 +24,11 @@ export interface FilePosition {
   byteOffset: number;
   /** Line number at `byteOffset` (1-based). */
   line: number;
+  /**
+   * Index of the chunk that ended at `byteOffset` among the file's chunks, when one file is
+   * striped over instances: a resumed instance goes on taking its own chunks.
+   */
+  chunk?: number;
 }
 
 /** The value of a chunk record: bytes of whole lines from one file and where they start. */
@@ -81,6 +86,7 @@ const positionSchema = z.object({
   file: z.string().min(1),
   byteOffset: z.number().int().min(0),
   line: z.number().int().min(1),
+  chunk: z.number().int().min(0).optional(),
 }).strict();
 
 const fileSourceConfig: z.ZodType<FileSourceConfig, FileSourceOptions> = z.object({
@@ -126,11 +132,7 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
     const csvHeader = config.format === "csv" && (config.csv?.header ?? true);
     // One file read by N instances: each takes every N-th chunk (the cut is the same in all).
     const striped = config.path !== undefined && !config.follow && ctx.parallelism > 1;
-    // A striped instance does not resume at a checkpointed place: it would count its chunks from
-    // there, and take others' (it reads its file again from `startAt`: at-least-once).
-    const resumed = striped
-      ? { success: false as const }
-      : positionSchema.safeParse(ctx.resumeFrom);
+    const resumed = positionSchema.safeParse(ctx.resumeFrom);
     const files = new FileSet({
       pattern: config.path ?? config.glob!,
       follow: config.follow,
@@ -162,7 +164,7 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
           await sleep(config.pollMs, signal);
           return { records: [] };
         }
-        const { cursor, bytes, offset, line } = next;
+        const { cursor, bytes, offset, line, index } = next;
         const value: FileChunk = { file: cursor.path, format: config.format, offset, line, bytes };
         if (cursor.header !== undefined) value.header = cursor.header;
         if (config.csv) value.csv = config.csv;
@@ -172,6 +174,7 @@ export const fileSourceStage: SourceDefinition<FileChunk, FileSourceConfig> = de
           byteOffset: offset + bytes.length,
           line: cursor.line,
         };
+        if (striped) position.chunk = index;
         // A chunk has no event time of its own (0): decoders take it from the data (`tsField`),
         // and a decoder with the `watermarks` stage option turns it into watermarks.
         return { records: [{ value, ts: 0, headers }], position };
