@@ -819,11 +819,16 @@ export class Task {
 
   async #do(work: Work): Promise<void> {
     this.#busy = work.k !== "ctl";
+    let done = false;
     try {
       await this.#work(work);
+      done = true;
     } finally {
       this.#busy = false;
-      for (const take of this.#deferred.splice(0)) take();
+      // Not after work that failed: a snapshot or a source's place taken now would hold what the
+      // failed batch never passed on (the task is failing: what waits is dropped with it).
+      const deferred = this.#deferred.splice(0);
+      if (done) { for (const take of deferred) take(); }
     }
   }
 
@@ -951,6 +956,7 @@ export class Task {
    * below that holds part of what a replay above sends again).
    */
   async #takeCheckpoint(id: number, inLoop = true): Promise<void> {
+    if (this.#failed) return;
     this.#cpLast = Math.max(this.#cpLast, id);
     // Flushed, a stateful task's last state is checkpointed alone (see `wantCheckpoint`): it only
     // passes the barrier on, for the stages below.
@@ -1238,7 +1244,6 @@ export class Task {
     }
     const slot: Slot = { position: batch.position, done: false };
     this.#positions.push(slot);
-    if (batch.position !== undefined) this.#consumed = { position: batch.position };
     // With a stateful stage fused in, the source's position is acked only once a checkpoint holds
     // the state these records went into: after a crash the source resumes where that state ends.
     const held: Held | undefined = this.#init.checkpoint ? { seq: 0, slot } : undefined;
@@ -1266,6 +1271,8 @@ export class Task {
     this.#maxTs = maxTs;
     if (records.length > 0) await this.#head.run(records, token);
     token.release();
+    // Passed on: a checkpoint's barrier from now on goes out behind these records.
+    if (batch.position !== undefined) this.#consumed = { position: batch.position };
     // Pulls cost no credit, so more may wait here than on an input before a checkpoint is asked.
     if (held) this.#hold(held, SOURCE_HOLD);
     const wm = Math.max(
