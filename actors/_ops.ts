@@ -337,10 +337,10 @@ abstract class Op implements Downstream {
     return { keyed, extra: this.extraSnapshot(), watermark: Number.isFinite(wm) ? wm : undefined };
   }
 
-  /** The keyed partitions a snapshot took are dirty again (its checkpoint was aborted). */
-  redirty(keyed: StateSnapshot["keyed"]): void {
-    for (const [name, parts] of Object.entries(keyed)) {
-      this.ctx.keyedStates.get(name)?.markDirty(parts.map(([p]) => p));
+  /** The partitions a snapshot took, per state name, are dirty again (its checkpoint was aborted). */
+  redirty(partitions: Record<string, number[]>): void {
+    for (const [name, list] of Object.entries(partitions)) {
+      this.ctx.keyedStates.get(name)?.markDirty(list);
     }
   }
 

@@ -148,6 +148,8 @@ export class Runtime {
    * with (a source that can seek; others resume from their committed offsets).
    */
   readonly #feeds = new Set<Group>();
+  /** Groups whose instances take part in an aligned checkpoint: stateful, sinks, #feeds. */
+  readonly #takers = new Set<Group>();
   #monitor: ReturnType<typeof setInterval> | undefined;
   #resolve!: (s: RunSummary) => void;
   #reject!: (e: Error) => void;
@@ -191,6 +193,11 @@ export class Runtime {
     for (const g of this.#plan.groups) {
       if (g.specs[0]!.kind !== "source") continue;
       if (g.options.stateful || this.#below(g).some((x) => x.options.stateful)) this.#feeds.add(g);
+    }
+    for (const g of this.#plan.groups) {
+      if (g.options.stateful || this.#feeds.has(g) || g.specs.some((s) => s.kind === "sink")) {
+        this.#takers.add(g);
+      }
     }
     void this.#boot().catch((e) => this.#fail(e));
     this.#monitor = setInterval(() => this.#watch(), Math.max(10, this.#o.heartbeatMs / 4));
@@ -329,12 +336,7 @@ export class Runtime {
     }
     this.#cpAgain = false;
     const live = [...this.#instances.values()].flat().filter((x) => x && !x.dead && !x.done);
-    const waiting = new Set(
-      live.filter((x) =>
-        x.group.options.stateful || this.#feeds.has(x.group) ||
-        x.group.specs.some((s) => s.kind === "sink")
-      ),
-    );
+    const waiting = new Set(live.filter((x) => this.#takers.has(x.group)));
     if (waiting.size === 0) return;
     const id = ++this.#epoch;
     this.#cp = { id, waiting, taken: new Map() };
@@ -430,8 +432,9 @@ export class Runtime {
   }
 
   /**
-   * Checkpoints one stateful instance alone, while a rescale is under way (its input paused, no
-   * barrier gets through): touched partitions to the backend, then its acks go.
+   * Checkpoints one stateful instance alone: while a rescale is under way (its input paused, no
+   * barrier gets through), touched partitions; a flushed instance's `last` state, every partition
+   * it owns. They go to the backend, then its acks go.
    */
   #checkpointAlone(inst: Instance, last = false): Promise<void> {
     if (inst.checkpointing) {

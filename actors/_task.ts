@@ -245,7 +245,7 @@ export class Task {
   /** The latest checkpoint the supervisor said has begun. */
   #cpKnown = 0;
   /** The aligned checkpoint last snapshot here, until it completes or is aborted. */
-  #cpTaken: { id: number; parts: Map<string, StateSnapshot["keyed"]> } | undefined;
+  #cpTaken: { id: number; parts: Map<string, Record<string, number[]>> } | undefined;
   /** The checkpoint whose barriers are being aligned, and the inputs they came on so far. */
   #cpAlign: { id: number; arrived: Set<Input> } | undefined;
   readonly #heldWaiters: (() => void)[] = [];
@@ -376,8 +376,8 @@ export class Task {
         const taken = this.#cpTaken;
         if (taken && taken.id <= msg.id) {
           for (const op of this.#ops) {
-            const keyed = taken.parts.get(op.spec.stage);
-            if (keyed) op.redirty(keyed);
+            const parts = taken.parts.get(op.spec.stage);
+            if (parts) op.redirty(parts);
           }
           this.#cpTaken = undefined;
         }
@@ -971,10 +971,10 @@ export class Task {
     }
     if (snap) {
       // Which partitions it took, in case it is aborted (not their contents).
-      const parts = new Map<string, StateSnapshot["keyed"]>();
+      const parts = new Map<string, Record<string, number[]>>();
       for (const [stage, { keyed }] of Object.entries(snap.state)) {
-        const ids: StateSnapshot["keyed"] = {};
-        for (const [name, list] of Object.entries(keyed)) ids[name] = list.map(([p]) => [p, []]);
+        const ids: Record<string, number[]> = {};
+        for (const [name, list] of Object.entries(keyed)) ids[name] = list.map(([p]) => p);
         parts.set(stage, ids);
       }
       this.#cpTaken = { id, parts };
@@ -988,8 +988,8 @@ export class Task {
     if (!this.#init.checkpoint && !source && sinks.length === 0) return;
     const done = async () => {
       for (const op of sinks) await op.drain();
-      const held = stateful || source !== undefined ? state : undefined;
-      this.#post({ t: "cpDone", id, state: held, covered: snap?.covered });
+      const reported = stateful || source !== undefined ? state : undefined;
+      this.#post({ t: "cpDone", id, state: reported, covered: snap?.covered });
     };
     // A sink's writes are the loop's to make, one at a time: taken outside it (a source task),
     // what it gathered before the barrier is written as the loop's next work. (A finished task

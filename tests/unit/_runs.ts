@@ -1,7 +1,45 @@
 // Running a pipeline in a test that must not hang: its summary or its error, within a bound.
 import assert from "node:assert/strict";
-import type { Pipeline, RunSummary } from "../../mod.ts";
+import {
+  memoryDeadLetters,
+  type Pipeline,
+  pipeline,
+  type PipelineOptions,
+  type RunSummary,
+} from "../../mod.ts";
 import { within } from "./_wait.ts";
+
+/** What the fault fixtures' sink writes, one JSON line each: records, or a sum's finals. */
+export type Out = {
+  id?: number;
+  n?: number;
+  key?: string;
+  sum?: number;
+  count?: number;
+  final?: true;
+};
+
+/** A pipeline for fault tests: no signal handlers, dead letters in memory, checkpoints often. */
+export function make(mode: "inline" | "workers", extra: PipelineOptions = {}): Pipeline {
+  return pipeline({
+    mode,
+    signals: false,
+    stopTimeoutMs: 3000,
+    checkpointMs: 100,
+    deadLetter: memoryDeadLetters(),
+    ...extra,
+  });
+}
+
+/** The lines of a file (none if it does not exist). */
+export async function lines(path: string): Promise<string[]> {
+  return (await Deno.readTextFile(path).catch(() => "")).split("\n").filter(Boolean);
+}
+
+/** The values a fixture sink wrote to `path`. */
+export async function outputs(path: string): Promise<Out[]> {
+  return (await lines(path)).map((l) => JSON.parse(l) as Out);
+}
 
 /** Runs `p` for at most `ms`: its summary, or what run() rejected with; a hang fails the test. */
 export async function ends(p: Pipeline, ms = 20_000): Promise<RunSummary | Error> {

@@ -8,12 +8,11 @@ import assert from "node:assert/strict";
 import { decodeNdjson, fileSource, memoryDeadLetters, pipeline } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
 import { expectedSums, faultFiles } from "./_paced.ts";
-import { resolves } from "./_runs.ts";
+import { outputs, resolves } from "./_runs.ts";
 import { exists } from "./fixtures/_once.ts";
 
 const ref = fixtureRef(new URL("./fixtures/review9_stages.ts", import.meta.url));
 const COUNT = 20_000, KEYS = 20;
-type Out = { key?: string; sum?: number; final?: true };
 
 for (const mode of ["inline", "workers"] as const) {
   for (const [instance, snapAt] of [[0, 3000], [1, 12_000]] as const) {
@@ -47,8 +46,7 @@ for (const mode of ["inline", "workers"] as const) {
           const s = await resolves(p);
           assert.ok(exists(`${f.marker}.1`), `the fused chain's instance ${instance} failed`);
           assert.equal(s.stages.hop?.restarts, 1);
-          const finals = (await Deno.readTextFile(out)).split("\n").filter(Boolean)
-            .map((l) => JSON.parse(l) as Out).filter((o) => o.final);
+          const finals = (await outputs(out)).filter((o) => o.final);
           const got = Object.fromEntries(finals.map((o) => [o.key!, o.sum!]));
           assert.deepEqual(got, expectedSums(COUNT, KEYS));
         } finally {

@@ -12,9 +12,9 @@
 // code as reviewed and are ignored; each says what is expected, what happens and the suspected
 // cause. The others pass and stay as regression tests.
 import assert from "node:assert/strict";
-import { memoryDeadLetters, type Pipeline, pipeline, type PipelineOptions } from "../../mod.ts";
+import type { Pipeline, PipelineOptions } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
-import { codeOf, codes, hows, resolves } from "./_runs.ts";
+import { codeOf, codes, hows, make, outputs, resolves } from "./_runs.ts";
 import { expectedSums, faultFiles } from "./_paced.ts";
 import { settles, sleep, until, within } from "./_wait.ts";
 import { exists } from "./fixtures/_once.ts";
@@ -27,33 +27,11 @@ type Mode = (typeof modes)[number];
 const loose = { sanitizeOps: false, sanitizeResources: false };
 const KEYS = 20;
 
-type Out = { id?: number; n?: number; key?: string; sum?: number; count?: number; final?: true };
-
-/** A pipeline for these tests: no signal handlers, dead letters in memory, checkpoints often. */
-function make(mode: Mode, extra: PipelineOptions = {}): Pipeline {
-  return pipeline({
-    mode,
-    signals: false,
-    stopTimeoutMs: 3000,
-    checkpointMs: 100,
-    deadLetter: memoryDeadLetters(),
-    ...extra,
-  });
-}
-
 /** Adds an edge the builder has no method for (a second input of a stage: fan-in, diamonds). */
 function join(p: Pipeline, from: string, to: string, keyed: boolean, side = ""): void {
   const ids = p.stages;
   assert.ok(ids.includes(from) && ids.includes(to), `${from} → ${to}`);
   p._edge({ from: ids.indexOf(from), to: ids.indexOf(to), keyed, side });
-}
-
-async function lines(path: string): Promise<string[]> {
-  return (await Deno.readTextFile(path).catch(() => "")).split("\n").filter(Boolean);
-}
-
-async function outputs(path: string): Promise<Out[]> {
-  return (await lines(path)).map((l) => JSON.parse(l) as Out);
 }
 
 /** The per-key sums and counts written match ids 0..count-1 exactly, each key written once. */

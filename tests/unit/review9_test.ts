@@ -16,9 +16,8 @@
 // aligned now (barriers from the sources, as Flink's), and every stored one is one cut through the
 // pipeline. The other tests passed as reviewed and stay as regression tests.
 import assert from "node:assert/strict";
-import { memoryDeadLetters, type Pipeline, pipeline, type PipelineOptions } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
-import { codeOf, codes, ends, hows, resolves } from "./_runs.ts";
+import { codeOf, codes, ends, hows, lines, make, outputs, resolves } from "./_runs.ts";
 import { expectedSums, faultFiles } from "./_paced.ts";
 import { settles, until } from "./_wait.ts";
 import { exists } from "./fixtures/_once.ts";
@@ -30,28 +29,6 @@ type Mode = (typeof modes)[number];
 const loose = { sanitizeOps: false, sanitizeResources: false };
 const COUNT = 2000;
 const KEYS = 20;
-
-type Out = { id?: number; n?: number; key?: string; sum?: number; count?: number; final?: true };
-
-/** A pipeline for these tests: no signal handlers, dead letters in memory, checkpoints often. */
-function make(mode: Mode, extra: PipelineOptions = {}): Pipeline {
-  return pipeline({
-    mode,
-    signals: false,
-    stopTimeoutMs: 3000,
-    checkpointMs: 100,
-    deadLetter: memoryDeadLetters(),
-    ...extra,
-  });
-}
-
-async function lines(path: string): Promise<string[]> {
-  return (await Deno.readTextFile(path).catch(() => "")).split("\n").filter(Boolean);
-}
-
-async function outputs(path: string): Promise<Out[]> {
-  return (await lines(path)).map((l) => JSON.parse(l) as Out);
-}
 
 /** Ids 0..count-1 each written at least once (`once`: exactly once). */
 async function assertIds(path: string, count: number, once: boolean): Promise<void> {
