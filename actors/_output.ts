@@ -171,6 +171,11 @@ export class OutEdge {
     for (const s of this.senders.values()) s.barrier(id);
   }
 
+  /** Aligned checkpoint `id` is stored and holds what this edge carried ahead of its barrier. */
+  commit(id: number): void {
+    for (const s of this.senders.values()) s.commit(id);
+  }
+
   /** Lifts (or restores) the senders' retention bound while the task has a barrier to pass on. */
   lift(on: boolean): void {
     this.#lifted = on;

@@ -188,7 +188,12 @@ export type ToTask =
     drop: boolean;
     epoch?: number;
   }
-  | { t: "committed"; epoch: number }
+  /**
+   * Checkpoint `epoch` is stored: the input batches held for it are done. For an aligned one, so
+   * is every batch sent ahead of its barrier on `edges` (those whose records end up in the state of
+   * a stateful stage or a sink below).
+   */
+  | { t: "committed"; epoch: number; edges?: string[] }
   /**
    * Aligned checkpoint `id` begins: a source task puts barrier `id` into its outputs between two
    * pulls; every task lets the batches ahead of it go past its outputs' retention bound until it

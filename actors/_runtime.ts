@@ -150,6 +150,12 @@ export class Runtime {
   readonly #feeds = new Set<Group>();
   /** Groups whose instances take part in an aligned checkpoint: stateful, sinks, #feeds. */
   readonly #takers = new Set<Group>();
+  /**
+   * Edges whose records all end up in the state of a stateful stage or in a sink (into one, or
+   * into stateless stages whose every output is such an edge): an aligned checkpoint stored holds
+   * everything sent on them ahead of its barriers.
+   */
+  readonly #cut = new Set<string>();
   #monitor: ReturnType<typeof setInterval> | undefined;
   #resolve!: (s: RunSummary) => void;
   #reject!: (e: Error) => void;
@@ -199,6 +205,15 @@ export class Runtime {
         this.#takers.add(g);
       }
     }
+    // Into a stateful task, whatever comes is in its state; into a stateless one, ending in a sink
+    // or not, in whatever its outputs lead to.
+    const held = (g: Group): boolean => {
+      if (g.options.stateful) return true;
+      const out = this.#plan.edges.filter((e) => e.from === g);
+      const sink = g.specs.some((s) => s.kind === "sink");
+      return (sink || out.length > 0) && out.every((e) => held(e.to));
+    };
+    for (const e of this.#plan.edges) if (held(e.to)) this.#cut.add(e.id);
     void this.#boot().catch((e) => this.#fail(e));
     this.#monitor = setInterval(() => this.#watch(), Math.max(10, this.#o.heartbeatMs / 4));
     if (this.#o.signals) {
@@ -391,7 +406,15 @@ export class Runtime {
           if (!up.dead) up.host.post({ t: "acked", edge, to: inst.index, seqs });
         }
       }
-      for (const [inst] of acks) if (!inst.dead) inst.host.post({ t: "committed", epoch: cp.id });
+      // And every instance: what it sent ahead of the barriers is done wherever the records end up
+      // in this checkpoint. A stateless one that dies before it hears the acks coming up from
+      // below is not sent that input again (its own replay would be counted twice).
+      const edges = [...this.#cut];
+      for (const list of this.#instances.values()) {
+        for (const x of list) {
+          if (x && !x.dead && !x.done) x.host.post({ t: "committed", epoch: cp.id, edges });
+        }
+      }
     }, (cause) => {
       this.#fail(
         new PipelineError(

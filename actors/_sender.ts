@@ -34,6 +34,8 @@ interface Pending {
   wm?: number;
   /** A checkpoint barrier that follows them (and the watermark): sent once, never replayed. */
   cp?: number;
+  /** The last barrier sent on this channel before the batch was sealed (0: none). */
+  after: number;
 }
 
 /** Sender side of one edge to one downstream instance. */
@@ -73,6 +75,8 @@ export class Sender {
   #barriers = 0;
   /** The task has a barrier to pass on (see `lift`). */
   #lifted = false;
+  /** The last checkpoint barrier sent on this channel (0: none). */
+  #lastBarrier = 0;
   #ended = false;
   #closed = false;
   /** Count of records sent (not counting replays). */
@@ -136,6 +140,18 @@ export class Sender {
     this.#idle();
   }
 
+  /**
+   * Aligned checkpoint `id` is stored, and what this channel carries ends up in it (in the state of
+   * a stateful stage or a sink below, through stateless ones): every batch sent ahead of barrier
+   * `id` is done. The receiver's acks would say so too, but a stateless receiver that dies before
+   * it hears of the commit never sends them, and its replacement would be sent that input again:
+   * counted twice by the stateful stage below, which is restored to this very checkpoint.
+   */
+  commit(id: number): void {
+    if (this.#lastBarrier !== id) return; // not sent here (a channel opened since, say)
+    for (const batch of [...this.#unacked.values()]) if (batch.after < id) this.ack(batch.seq);
+  }
+
   /** Wakes those waiting for `drained()` once nothing is queued or unacked. */
   #idle(): void {
     if (this.#unacked.size === 0 && this.#queue.length === 0) {
@@ -181,6 +197,7 @@ export class Sender {
   barrier(id: number): void {
     if (this.#closed) return;
     this.seal();
+    this.#lastBarrier = id;
     const last = this.#queue.at(-1);
     if (last) {
       if (last.cp === undefined) this.#barriers++;
@@ -261,6 +278,7 @@ export class Sender {
         size: this.#open.length,
         tokens: [...this.#openTokens],
         wm,
+        after: this.#lastBarrier,
       });
       this.#open = [];
       this.#openTokens = new Set();

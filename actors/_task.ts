@@ -389,6 +389,9 @@ export class Task {
         break;
       }
       case "committed": {
+        if (msg.edges) {
+          for (const o of this.#outputs) if (msg.edges.includes(o.spec.edge)) o.commit(msg.epoch);
+        }
         if (this.#cpTaken && this.#cpTaken.id <= msg.epoch) this.#cpTaken = undefined;
         const keep: Held[] = [];
         for (const h of this.#held) {

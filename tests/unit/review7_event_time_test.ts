@@ -159,24 +159,19 @@ function simulate(
 /**
  * Fails, naming them, the windows whose fires are not exactly their complete result, once.
  * `duplicates`: a window may fire its complete result more than once (a restored window stage
- * fires again what it fired after its last checkpoint). `atLeastOnce`: besides, a window that
- * fired complete may also fire once more with part of its records (the documented at-least-once
- * window: a stateless instance above it died just after a checkpoint it had not yet heard of),
- * but never with more than all of them.
+ * fires again what it fired after its last checkpoint).
  */
 function assertComplete(
   fires: Fires,
   expected: Map<string, string>,
   what: string,
-  opts: { duplicates?: boolean; atLeastOnce?: boolean } = {},
+  opts: { duplicates?: boolean } = {},
 ): void {
   const wrong: string[] = [];
-  const count = (r: string) => Number(r.split("/")[0]);
   for (const [id, want] of expected) {
     const got = fires.get(id) ?? [];
-    const ok = opts.atLeastOnce
-      ? got.includes(want) && got.every((r) => count(r) <= count(want))
-      : got.length > 0 && got.every((r) => r === want) && (opts.duplicates || got.length === 1);
+    const ok = got.length > 0 && got.every((r) => r === want) &&
+      (opts.duplicates || got.length === 1);
     if (!ok) wrong.push(`${id}: ${JSON.stringify(got)} (want ${want})`);
   }
   for (const id of fires.keys()) if (!expected.has(id)) wrong.push(`${id}: not expected`);
@@ -369,9 +364,10 @@ for (const mode of MODES) {
     const summary = await finish(p, mode);
     assert.equal(summary.stages.hop?.restarts, 1, "the hop failed once");
     // Windows fired after the last checkpoint fire again when the window stage is restored
-    // (at-least-once): identical duplicates are allowed, and the documented at-least-once window
-    // (README, Supervision); every window fires complete.
-    assertComplete(firesOf(await drain(out)), complete(instances), mode, { atLeastOnce: true });
+    // (at-least-once output): identical duplicates are allowed; every window fires complete, never
+    // over (CI once saw every window at 1.5 ×: the hop died while a checkpoint was stored, and its
+    // source replayed what that checkpoint held; now each stored checkpoint is told to every task).
+    assertComplete(firesOf(await drain(out)), complete(instances), mode, { duplicates: true });
     assert.equal(dead.entries.length, 0, "nothing was late");
     const [report] = await drain(probe);
     assert.equal(report?.regressions, 0, `watermarks below: ${report?.watermarks.join(",")}`);
@@ -451,7 +447,7 @@ for (const mode of MODES) {
     assert.deepEqual(failed.sort(), [0, 1], "both source instances failed once");
     const late = dead.entries.length;
     assertComplete(firesOf(await drain(out)), complete(instances), `${late} records late`, {
-      atLeastOnce: true,
+      duplicates: true,
     });
     assert.equal(late, 0, "records dead-lettered as late");
   });

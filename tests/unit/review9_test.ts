@@ -403,8 +403,9 @@ for (const mode of modes) {
             })
             .to(ref("sink", { out }, "sink"), { name: "out", fuse: false, permissions: f.perms }),
         );
-        // hop is stateless above a sum at parallelism 1: only the README's window is left.
-        await assertSumsWithin(out, count, 0.05);
+        // hop is stateless above a sum at parallelism 1: exact (the window a stateless instance
+        // dying just after a checkpoint left is closed: its source drops what the checkpoint holds).
+        await assertSumsWithin(out, count, 0);
         // The sum may fail in its old incarnation once it was killed (as a victim of hop's
         // failure): that failure is not heard, and its replacement does not fail again.
         assert.ok(codes(s).includes("hop Error"), JSON.stringify(codes(s)));
@@ -467,7 +468,7 @@ for (const mode of modes) {
             .to(ref("sink", { out }, "sink"), { name: "out", fuse: false, permissions: f.perms }),
         );
         assert.ok(exists(`${f.marker}.1`), "hop failed");
-        await assertSumsWithin(out, count, 0.05);
+        await assertSumsWithin(out, count, 0);
         assert.deepEqual(codes(s), ["hop Error"]);
       } finally {
         await Deno.remove(f.dir, { recursive: true });
@@ -680,10 +681,8 @@ for (const mode of modes) {
         if (s instanceof Error) assert.fail(`run() rejected: ${s.message}`);
         // The source may have stopped before hop saw another batch.
         for (const c of codes(s)) assert.equal(c, "hop Error");
-        // hop is stateless above a sum at parallelism 1: only the README's window is left, a
-        // batch or two, which can be more than 5 % of the few records read before the stop (on a
-        // loaded machine, 1 run in 10).
-        await assertSumsWithin(out, s.stages.src!.out, 0.25);
+        // hop is stateless above a sum at parallelism 1: exact.
+        await assertSumsWithin(out, s.stages.src!.out, 0);
       } finally {
         await Deno.remove(f.dir, { recursive: true });
       }
