@@ -1,5 +1,7 @@
 // Benchmark W2: generated e-commerce events → filter (purchases) → map (revenue) → keyed sum per
-// sku, in Sluice (workers fused, workers unfused, inline) and in Node streams, in the same run.
+// sku, in Sluice (workers fused, workers unfused, inline) and in Node streams, in the same run:
+// in this thread (warm after the first runs: the goal's baseline) and in a fresh worker each run
+// (as cold as a Sluice worker).
 // Also: restart latency of a stateless stage, and peak RSS under a slow sink.
 //
 //   deno run -A bench/w2.ts [--count N] [--quick] [--repeat R]
@@ -9,26 +11,16 @@
 //             whose runs already took 30 s is not run again
 //
 // See bench/README.md for what each figure means.
-import { Readable, Transform, Writable } from "node:stream";
-import { pipeline as streamPipeline } from "node:stream/promises";
-import {
-  KeyedState,
-  pipeline,
-  type RunSummary,
-  stage,
-  type StageContext,
-  type StageOptions,
-  type StreamRecord,
-} from "../actors/mod.ts";
+import { pipeline, type RunSummary, stage, type StageOptions } from "../actors/mod.ts";
 import { filter } from "../processors/filter.ts";
 import { map } from "../processors/map.ts";
 import {
   type EcommerceEvent,
   generator,
   type GeneratorOptions,
-  generatorSource,
 } from "../connectors/generator/mod.ts";
 import type { Revenue, SkuTotal } from "./_stages.ts";
+import { canonical, type Result, streams as streamsOn } from "./_w2_streams.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -55,11 +47,6 @@ const ref = <I, O>(name: string, config: unknown, kind: "processor" | "sink" = "
 // ---------------------------------------------------------------------------------------------
 // Sluice variants
 
-interface Result {
-  seconds: number;
-  totals: string;
-}
-
 async function sluice(mode: "workers" | "inline", fuse: boolean, n = count): Promise<Result> {
   const path = await Deno.makeTempFile({ prefix: "sluice-w2-", suffix: ".json" });
   const opts: StageOptions = fuse ? {} : { fuse: false };
@@ -82,80 +69,30 @@ async function sluice(mode: "workers" | "inline", fuse: boolean, n = count): Pro
 }
 
 // ---------------------------------------------------------------------------------------------
-// Node streams baseline: the same generator code, one record per chunk, objectMode throughout.
+// Node streams baseline (bench/_w2_streams.ts): in this thread, and in a fresh worker.
 
-function openGenerator(config: GeneratorOptions) {
-  const abort = new AbortController();
-  const ctx: StageContext<EcommerceEvent> = {
-    stage: "generator",
-    instance: 0,
-    parallelism: 1,
-    partitions: 64,
-    watermark: -Infinity,
-    signal: abort.signal,
-    now: () => Date.now(),
-    emit: () => {},
-    emitTo: () => {},
-    deadLetter: () => {},
-    keyed: <V>() => new KeyedState<V>(64),
-    partitionOf: () => 0,
-  };
-  const parsed = generatorSource.config.safeParse(config);
-  if (!parsed.success) throw new TypeError("Cannot open generator: bad config");
-  return { source: generatorSource.open(parsed.data, ctx), ctx, signal: abort.signal };
-}
+const streams = (n = count) => streamsOn({ ...gen, count: n });
 
-async function streams(n = count): Promise<Result> {
-  const started = performance.now();
-  const { source: opening, ctx, signal } = openGenerator({ ...gen, count: n });
-  const source = await opening;
-  const readable = new Readable({
-    objectMode: true,
-    read() {
-      Promise.resolve(source.pull({ max: 512, signal }, ctx)).then((batch) => {
-        if (batch === null) this.push(null);
-        else for (const r of batch.records) this.push(r);
-      }, (e) => this.destroy(e));
-    },
+/**
+ * The baseline run once in a fresh worker, as cold as a Sluice worker (no code warmed up by
+ * earlier runs): the time is its run's own, measured in the worker, without the worker's start.
+ */
+async function coldStreams(n = count): Promise<Result> {
+  const worker = new Worker(new URL("./_w2_streams_worker.ts", import.meta.url), {
+    type: "module",
   });
-  const keep = new Transform({
-    objectMode: true,
-    transform(r: StreamRecord<EcommerceEvent>, _enc, cb) {
-      if (r.value.type === "purchase") cb(null, r);
-      else cb();
-    },
-  });
-  const revenue = new Transform({
-    objectMode: true,
-    transform(r: StreamRecord<EcommerceEvent>, _enc, cb) {
-      cb(null, { ...r, value: { sku: r.value.sku, revenue: r.value.price * r.value.qty } });
-    },
-  });
-  const totals = new Map<string, [number, number]>();
-  const sum = new Writable({
-    objectMode: true,
-    write(r: StreamRecord<Revenue>, _enc, cb) {
-      const key = r.key ?? "";
-      const t = totals.get(key);
-      if (t) {
-        t[0] += r.value.revenue;
-        t[1]++;
-      } else totals.set(key, [r.value.revenue, 1]);
-      cb();
-    },
-  });
-  await streamPipeline(readable, keep, revenue, sum);
-  const seconds = (performance.now() - started) / 1000;
-  const list: SkuTotal[] = [...totals].map(([sku, [revenue, purchases]]) => ({
-    sku,
-    revenue,
-    purchases,
-  }));
-  return { seconds, totals: canonical(list) };
-}
-
-function canonical(list: SkuTotal[]): string {
-  return JSON.stringify([...list].sort((a, b) => a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
+  try {
+    return await new Promise<Result>((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent<Result>) => resolve(e.data);
+      worker.onerror = (e) => {
+        e.preventDefault();
+        reject(new Error(`the streams worker failed: ${e.message}`));
+      };
+      worker.postMessage({ ...gen, count: n });
+    });
+  } finally {
+    worker.terminate();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,6 +219,7 @@ const mem = await memory();
 // 2. Throughput. A short warm-up of every variant, then the variants interleaved `repeat` times.
 const variants: [string, (n?: number) => Promise<Result>][] = [
   ["Node streams (baseline)", (n) => streams(n)],
+  ["Node streams, cold", (n) => coldStreams(n)],
   ["Sluice workers, fused", (n) => sluice("workers", true, n)],
   ["Sluice workers, unfused", (n) => sluice("workers", false, n)],
   ["Sluice inline", (n) => sluice("inline", true, n)],
@@ -339,6 +277,15 @@ for (const [name] of variants) {
     }× | ${fmtInt(best).padStart(14)} |${runs < repeat ? ` ${runs} run(s): over budget` : ""}`,
   );
 }
+
+// Like for like: the baseline as cold as a Sluice worker (its start not counted).
+const coldRate = count / median(times.get("Node streams, cold")!);
+console.log("");
+console.log(
+  `Sluice workers, fused, against the cold baseline: ${
+    (count / median(times.get("Sluice workers, fused")!) / coldRate).toFixed(2)
+  }× (its worker's start counted; the baseline's not)`,
+);
 
 // The same runs less each variant's fixed cost: how fast records flow once it has started.
 const netRate = (name: string) =>
