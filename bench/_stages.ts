@@ -18,6 +18,25 @@ export interface SkuTotal {
   purchases: number;
 }
 
+/**
+ * Adds a revenue record to its key's `[revenue, purchases]` in `totals` (keyed state, or a `Map`
+ * in the streams baseline: the same sum on both sides of the benchmark).
+ */
+export function addRevenue(
+  totals: {
+    get(key: string): [number, number] | undefined;
+    set(key: string, value: [number, number]): unknown;
+  },
+  r: StreamRecord<Revenue>,
+): void {
+  const key = r.key ?? "";
+  const t = totals.get(key);
+  if (t) {
+    t[0] += r.value.revenue;
+    t[1]++;
+  } else totals.set(key, [r.value.revenue, 1]);
+}
+
 /** Sums `value.revenue` per record key in keyed state; emits one total per key at flush. */
 export const keyedRevenue = defineProcessor({
   name: "keyedRevenue",
@@ -27,12 +46,7 @@ export const keyedRevenue = defineProcessor({
     const totals = ctx.keyed<[number, number]>("revenue");
     return {
       process(r: StreamRecord<Revenue>) {
-        const key = r.key ?? "";
-        const t = totals.get(key);
-        if (t) {
-          t[0] += r.value.revenue;
-          t[1]++;
-        } else totals.set(key, [r.value.revenue, 1]);
+        addRevenue(totals, r);
       },
       flush() {
         for (const [sku, [revenue, purchases]] of totals.entries()) {

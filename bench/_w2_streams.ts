@@ -4,13 +4,14 @@
 // cold as a Sluice worker's, in a fresh worker (`_w2_streams_worker.ts`).
 import { Readable, Transform, Writable } from "node:stream";
 import { pipeline as streamPipeline } from "node:stream/promises";
-import { KeyedState, type StageContext, type StreamRecord } from "../actors/mod.ts";
+import type { StreamRecord } from "../actors/mod.ts";
+import { standaloneContext } from "../actors/_standalone_context.ts";
 import {
   type EcommerceEvent,
   type GeneratorOptions,
   generatorSource,
 } from "../connectors/generator/mod.ts";
-import type { Revenue, SkuTotal } from "./_stages.ts";
+import { addRevenue, type Revenue, type SkuTotal } from "./_stages.ts";
 
 /** What a run took and the per-sku totals it made, in a canonical form to compare. */
 export interface Result {
@@ -20,20 +21,7 @@ export interface Result {
 
 function openGenerator(config: GeneratorOptions) {
   const abort = new AbortController();
-  const ctx: StageContext<EcommerceEvent> = {
-    stage: "generator",
-    instance: 0,
-    parallelism: 1,
-    partitions: 64,
-    watermark: -Infinity,
-    signal: abort.signal,
-    now: () => Date.now(),
-    emit: () => {},
-    emitTo: () => {},
-    deadLetter: () => {},
-    keyed: <V>() => new KeyedState<V>(64),
-    partitionOf: () => 0,
-  };
+  const ctx = standaloneContext<EcommerceEvent>("generator", abort.signal);
   const parsed = generatorSource.config.safeParse(config);
   if (!parsed.success) throw new TypeError("Cannot open generator: bad config");
   return { source: generatorSource.open(parsed.data, ctx), ctx, signal: abort.signal };
@@ -70,12 +58,7 @@ export async function streams(gen: GeneratorOptions): Promise<Result> {
   const sum = new Writable({
     objectMode: true,
     write(r: StreamRecord<Revenue>, _enc, cb) {
-      const key = r.key ?? "";
-      const t = totals.get(key);
-      if (t) {
-        t[0] += r.value.revenue;
-        t[1]++;
-      } else totals.set(key, [r.value.revenue, 1]);
+      addRevenue(totals, r);
       cb();
     },
   });
