@@ -221,6 +221,8 @@ export class Task {
   #dlqRoom: (() => void)[] = [];
   /** The finish, waiting until no dead letter nor source position waits for an ack. */
   #quiet: (() => void) | undefined;
+  /** Checkpoints waiting until every dead letter sent is written (see `#deadLettersWritten`). */
+  #dlqIdle: (() => void)[] = [];
   /** Stops the task's periodic timers (ticks; the heartbeat is `#beats`). */
   readonly #timers: (() => void)[] = [];
   /** Stops the heartbeat: last of all, so that a stage closing slowly is not taken for hung. */
@@ -469,6 +471,7 @@ export class Task {
         this.#dlqWaiting.delete(msg.id);
         this.#dlqOutstanding -= waiting?.n ?? 0;
         for (const wake of this.#dlqRoom.splice(0)) wake();
+        if (this.#dlqWaiting.size === 0) { for (const wake of this.#dlqIdle.splice(0)) wake(); }
         this.#settled();
         waiting?.token.release();
         break;
@@ -960,6 +963,23 @@ export class Task {
    */
   async #takeCheckpoint(id: number, inLoop = true): Promise<void> {
     if (this.#failed) return;
+    // What came before the barrier is done only once its dead letters are written: a stored
+    // checkpoint acks that input (also upstream, past this task: see `Sender.commit`), and a
+    // dead letter whose write then failed would be lost. So they are waited for first (a failed
+    // write fails the task, and the checkpoint with it). Outside the loop (a source task between
+    // two pulls) the wait is the loop's next work, so that no pull passes meanwhile.
+    if (this.#dlqWaiting.size > 0) {
+      if (!inLoop && !this.#finished) {
+        this.#queue.unshift({
+          k: "ctl",
+          run: () => id > this.#cpLast ? this.#takeCheckpoint(id) : Promise.resolve(),
+        });
+        this.#wake?.();
+        return;
+      }
+      await this.#deadLettersWritten();
+      if (this.#failed || id <= this.#cpLast) return; // aborted meanwhile
+    }
     this.#cpLast = Math.max(this.#cpLast, id);
     // Flushed, a stateful task's last state is checkpointed alone (see `wantCheckpoint`): it only
     // passes the barrier on, for the stages below.
@@ -991,6 +1011,9 @@ export class Task {
     if (!this.#init.checkpoint && !source && sinks.length === 0) return;
     const done = async () => {
       for (const op of sinks) await op.drain();
+      // A sink's failed writes are dead-lettered as it drains: written first, as above.
+      await this.#deadLettersWritten();
+      if (this.#failed) return;
       const reported = stateful || source !== undefined ? state : undefined;
       this.#post({ t: "cpDone", id, state: reported, covered: snap?.covered });
     };
@@ -1002,6 +1025,12 @@ export class Task {
       this.#queue.unshift({ k: "ctl", run: done });
       this.#wake?.();
     }
+  }
+
+  /** Resolves once no dead letter sent waits to be written (or the task failed). */
+  #deadLettersWritten(): Promise<void> {
+    if (this.#dlqWaiting.size === 0 || this.#failed) return Promise.resolve();
+    return new Promise((resolve) => this.#dlqIdle.push(resolve));
   }
 
   /** A source task puts the barrier of checkpoint `id` between the pulls before and after. */
@@ -1517,6 +1546,7 @@ export class Task {
   kill(): Promise<void> {
     this.#failed = true;
     for (const wake of this.#dlqRoom.splice(0)) wake();
+    for (const wake of this.#dlqIdle.splice(0)) wake();
     this.#kill.abort();
     this.#pullStop.abort();
     this.#stopTimers();
@@ -1537,6 +1567,7 @@ export class Task {
     if (this.#failed) return;
     this.#failed = true;
     for (const wake of this.#dlqRoom.splice(0)) wake();
+    for (const wake of this.#dlqIdle.splice(0)) wake();
     this.#kill.abort();
     this.#stopTimers();
     this.#closeYielder();

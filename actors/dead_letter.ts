@@ -12,7 +12,10 @@ export type { DeadLetter };
  * failed records count as done (and their source offsets may be committed) only then.
  */
 export interface DeadLetterSink {
-  /** Stores entries; rejects when they could not be stored (the pipeline then fails). */
+  /**
+   * Stores entries; rejects when they could not be stored: the stage that dead-lettered them fails
+   * then, and its restart replays the input they came from (past `maxRestarts`, the pipeline fails).
+   */
   write(entries: DeadLetter[]): Promise<void> | void;
   /** Releases the sink. */
   close?(): Promise<void> | void;
