@@ -77,6 +77,8 @@ export class Sender {
   #lifted = false;
   /** The last checkpoint barrier sent on this channel (0: none). */
   #lastBarrier = 0;
+  /** Barriers sent on this channel and not yet committed (or passed by a later commit). */
+  readonly #barriersSent = new Set<number>();
   #ended = false;
   #closed = false;
   /** Count of records sent (not counting replays). */
@@ -148,7 +150,11 @@ export class Sender {
    * counted twice by the stateful stage below, which is restored to this very checkpoint.
    */
   commit(id: number): void {
-    if (this.#lastBarrier !== id) return; // not sent here (a channel opened since, say)
+    // Not sent here (a channel opened since, say): nothing known to be ahead of it. (A later
+    // barrier may have been sent already: the commit can come after it.)
+    const sent = this.#barriersSent.has(id);
+    for (const b of this.#barriersSent) if (b <= id) this.#barriersSent.delete(b);
+    if (!sent) return;
     for (const batch of [...this.#unacked.values()]) if (batch.after < id) this.ack(batch.seq);
   }
 
@@ -198,6 +204,7 @@ export class Sender {
     if (this.#closed) return;
     this.seal();
     this.#lastBarrier = id;
+    this.#barriersSent.add(id);
     const last = this.#queue.at(-1);
     if (last) {
       if (last.cp === undefined) this.#barriers++;

@@ -10,6 +10,9 @@ import { fixtureRef } from "./_fixture_ref.ts";
 import { codeOf, codes, hows, make, outputs, resolves } from "./_runs.ts";
 import { expectedSums, faultFiles } from "./_paced.ts";
 import { exists } from "./fixtures/_once.ts";
+import { Sender } from "../../actors/_sender.ts";
+import { Token } from "../../actors/_token.ts";
+import type { ToReceiver } from "../../actors/_protocol.ts";
 
 const ref = fixtureRef(new URL("./fixtures/review9_stages.ts", import.meta.url));
 const COUNT = 3000;
@@ -85,3 +88,36 @@ for (const mode of ["inline", "workers"] as const) {
     });
   }
 }
+
+Deno.test("Sender.commit(n) acks the batches sealed before barrier n only, also once barrier n + 1 was sent; a barrier never sent commits nothing", async () => {
+  const { port1, port2 } = new MessageChannel();
+  const got: number[] = [];
+  port2.onmessage = (e: MessageEvent<ToReceiver>) => {
+    if (e.data.t === "b") got.push(e.data.seq);
+  };
+  const released: number[] = [];
+  const sender = new Sender(port1, 8, 2, 1000);
+  const push = (i: number) => {
+    const token = new Token(() => released.push(i));
+    sender.push({ value: i, ts: i }, token);
+    token.release(); // the task's own hold: what is left is the batch's
+  };
+  push(0), push(1); // batch 1
+  sender.barrier(1);
+  push(2), push(3); // batch 2
+  sender.barrier(2);
+  push(4), push(5); // batch 3
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(got, [1, 2, 3], "sent");
+  assert.equal(sender.inFlight, 3);
+  sender.commit(1); // comes after barrier 2 was sent
+  assert.equal(sender.inFlight, 2, "batch 1 acked");
+  assert.deepEqual(released.sort(), [0, 1]);
+  sender.commit(2);
+  assert.equal(sender.inFlight, 1, "batch 2 acked, batch 3 (after barrier 2) kept");
+  assert.deepEqual(released.sort(), [0, 1, 2, 3]);
+  sender.commit(3); // never sent here
+  assert.equal(sender.inFlight, 1, "a barrier never sent commits nothing");
+  sender.close();
+  port2.close();
+});
