@@ -198,9 +198,10 @@ export type ToTask =
    * Aligned checkpoint `id` begins: a source task puts barrier `id` into its outputs between two
    * pulls; every task lets the batches ahead of it go past its outputs' retention bound until it
    * has passed the barrier on (see `Sender.barrier`); a task whose inputs have all ended takes it
-   * at once.
+   * at once. `pause`: edges whose routing stops right behind the barrier (a rescale begins there;
+   * see `Runtime.scale`).
    */
-  | { t: "checkpoint"; id: number }
+  | { t: "checkpoint"; id: number; pause?: string[] }
   /** Checkpoint `id` will not complete (an instance died, a rescale began): barriers up to it are void. */
   | { t: "abort"; id: number }
   /** A downstream checkpoint holding these batches was stored: they are done (acked). */

@@ -86,6 +86,9 @@ interface Aligned {
   id: number;
   waiting: Set<Instance>;
   taken: Map<Instance, FromTask & { t: "cpDone" }>;
+  /** Told whether it was stored and committed (true) or aborted or failed (false). */
+  settle: (stored: boolean) => void;
+  outcome: Promise<boolean>;
 }
 
 /** A request's instance died before it replied. */
@@ -327,7 +330,7 @@ export class Runtime {
    */
   #wantCheckpoint(inst?: Instance): void {
     if (this.#ended) return;
-    if (!this.#scaling) return this.#checkpointAll();
+    if (!this.#scaling) return void this.#checkpointAll();
     const list = inst ? [inst] : this.#plan.groups.filter((g) => g.options.stateful).flatMap(
       (g) => this.#live(g).filter((x) => x.ready && !x.done),
     );
@@ -343,7 +346,7 @@ export class Runtime {
    * below a failed one back to it, and the failed one's replay holds nothing any of them counted.
    * One at a time; none while an instance is being restarted (its channels are being rewired).
    */
-  #checkpointAll(): void {
+  #checkpointAll(pause?: string[]): Aligned | undefined {
     if (this.#ended || !this.#stateful) return;
     if (this.#cp || this.#cpStoring || this.#scaling || !this.#quiet()) {
       this.#cpAgain = true;
@@ -354,8 +357,11 @@ export class Runtime {
     const waiting = new Set(live.filter((x) => this.#takers.has(x.group)));
     if (waiting.size === 0) return;
     const id = ++this.#epoch;
-    this.#cp = { id, waiting, taken: new Map() };
-    for (const inst of live) inst.host.post({ t: "checkpoint", id });
+    let settle!: (stored: boolean) => void;
+    const outcome = new Promise<boolean>((resolve) => settle = resolve);
+    this.#cp = { id, waiting, taken: new Map(), settle, outcome };
+    for (const inst of live) inst.host.post({ t: "checkpoint", id, pause });
+    return this.#cp;
   }
 
   /** Every slot has a live, ready incarnation (or a done one): no restart is under way. */
@@ -415,7 +421,9 @@ export class Runtime {
           if (x && !x.dead && !x.done) x.host.post({ t: "committed", epoch: cp.id, edges });
         }
       }
+      cp.settle(true);
     }, (cause) => {
+      cp.settle(false);
       this.#fail(
         new PipelineError(
           `Cannot checkpoint pipeline "${this.#o.name}": the state backend failed`,
@@ -436,6 +444,7 @@ export class Runtime {
     if (!cp) return;
     this.#cp = undefined;
     this.#cpAgain = true;
+    cp.settle(false);
     for (const list of this.#instances.values()) {
       for (const x of list) if (x && !x.dead && !x.done) x.host.post({ t: "abort", id: cp.id });
     }
@@ -1213,6 +1222,7 @@ export class Runtime {
       await this.#settled([g, ...above]);
       if (this.#ended) return;
       this.#refuseFinishing(stage, g, above);
+      if (!await this.#pauseAtBarrier(g)) continue;
       let finished!: () => void;
       this.#scaling = new Promise<void>((resolve) => finished = resolve);
       for (const x of [g, ...above]) this.#scalingRegion.add(x);
@@ -1227,6 +1237,36 @@ export class Runtime {
         if (this.#cpAgain) this.#checkpointAll();
       }
     }
+  }
+
+  /**
+   * The start of a rescale's pause, in a stateful pipeline: an aligned checkpoint whose barriers
+   * stop the routing into `g` right behind them. Once it is stored, everything `g` got is in it and
+   * acked (`committed`), and `g` gets nothing more until the rescale resumes its inputs: the state
+   * the rescale moves, and any restored during it, ends where the sources' places in that
+   * checkpoint do. (Paused by plain requests instead, `g` would be checkpointed instance by
+   * instance, past the places the sources restart from if one fails: its input counted twice.)
+   * False if the checkpoint was aborted (an instance died): the inputs are resumed, to try again.
+   */
+  async #pauseAtBarrier(g: Group): Promise<boolean> {
+    if (!this.#stateful) return true;
+    const ins = this.#plan.edges.filter((e) => e.to === g);
+    await this.#whilst(() =>
+      this.#cp !== undefined || this.#cpStoring !== undefined || !this.#quiet()
+    );
+    if (this.#ended) return false;
+    const cp = this.#checkpointAll(ins.map((e) => e.id));
+    // Nothing takes checkpoints: the rescale's own pause waits for the acks.
+    if (!cp) return true;
+    if (await cp.outcome) return true;
+    for (const e of ins) {
+      for (const u of this.#live(e.from)) {
+        if (!u.dead && !u.done) {
+          u.host.post({ t: "resume", edge: e.id, assignment: g.assignment, add: [], remove: [] });
+        }
+      }
+    }
+    return false;
   }
 
   /** Waits until every instance of `groups` is ready or done: no restart is under way. */

@@ -246,6 +246,8 @@ export class Task {
   #cpLast = 0;
   /** The latest checkpoint the supervisor said has begun. */
   #cpKnown = 0;
+  /** Edges to pause right behind the barrier of checkpoint `id` (a rescale begins). */
+  #cpPause: { id: number; edges: string[] } | undefined;
   /** The aligned checkpoint last snapshot here, until it completes or is aborted. */
   #cpTaken: { id: number; parts: Map<string, Record<string, number[]>> } | undefined;
   /** The checkpoint whose barriers are being aligned, and the inputs they came on so far. */
@@ -353,6 +355,7 @@ export class Task {
       case "checkpoint": {
         if (msg.id <= this.#cpLast) break;
         this.#cpKnown = Math.max(this.#cpKnown, msg.id);
+        this.#cpPause = msg.pause ? { id: msg.id, edges: msg.pause } : undefined;
         // What is ahead of the barrier goes on past the retention bound (see `Sender.barrier`).
         for (const o of this.#outputs) o.lift(true);
         const run = () => this.#source ? this.#sourceBarrier(msg.id) : this.#maybeAligned();
@@ -1002,9 +1005,13 @@ export class Task {
       }
       this.#cpTaken = { id, parts };
     }
+    const pause = this.#cpPause?.id === id ? this.#cpPause.edges : [];
     for (const o of this.#outputs) {
       o.barrier(id);
       o.lift(false);
+      // A rescale of the stage below begins exactly here: what went before is in this checkpoint,
+      // nothing after reaches the stage until it is done (the supervisor resumes the edge).
+      if (pause.includes(o.spec.edge)) void o.pause();
     }
     const sinks = this.#ops.filter((op): op is SinkOp => op instanceof SinkOp);
     // A flushed stateful task still answers (the checkpoint waits for it), with no state.
