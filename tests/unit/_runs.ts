@@ -2,10 +2,12 @@
 import assert from "node:assert/strict";
 import {
   memoryDeadLetters,
+  memoryStateBackend,
   type Pipeline,
   pipeline,
   type PipelineOptions,
   type RunSummary,
+  type StateBackend,
 } from "../../mod.ts";
 import { within } from "./_wait.ts";
 
@@ -71,3 +73,22 @@ export function hows(mode: "inline" | "workers"): ("throw" | "timer")[] {
 
 /** The failure code a fault injected `how` gives. */
 export const codeOf = (how: string): string => how === "throw" ? "Error" : "E_WORKER";
+
+/**
+ * A memory backend whose write number `n` takes `delayMs`, creating `startedFile` as it begins: a
+ * stage waiting for that file fails while that checkpoint is stored.
+ */
+export function slowWrite(startedFile: string, delayMs: number, n: number): StateBackend {
+  const inner = memoryStateBackend();
+  let writes = 0;
+  return {
+    getMany: (keys) => inner.getMany(keys),
+    async setMany(entries) {
+      if (++writes === n) {
+        Deno.writeTextFileSync(startedFile, "x");
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+      await inner.setMany(entries);
+    },
+  };
+}

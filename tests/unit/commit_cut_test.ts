@@ -5,9 +5,8 @@
 // window's counts 1.5 × what they should be, review7_event_time_test.ts.) Exact sums, each key
 // once; both modes; the hop throws, or its worker dies.
 import assert from "node:assert/strict";
-import { memoryStateBackend, type StateBackend } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
-import { codeOf, codes, hows, make, outputs, resolves } from "./_runs.ts";
+import { codeOf, codes, hows, make, outputs, resolves, slowWrite } from "./_runs.ts";
 import { expectedSums, faultFiles } from "./_paced.ts";
 import { exists } from "./fixtures/_once.ts";
 import { Sender } from "../../actors/_sender.ts";
@@ -17,25 +16,6 @@ import type { ToReceiver } from "../../actors/_protocol.ts";
 const ref = fixtureRef(new URL("./fixtures/review9_stages.ts", import.meta.url));
 const COUNT = 3000;
 const KEYS = 20;
-
-/**
- * A memory backend whose write number `n` takes `delayMs`, creating `startedFile` as it begins: a
- * stage waiting for that file fails while that checkpoint is stored (or, waiting longer, after).
- */
-function slowWrite(startedFile: string, delayMs: number, n: number): StateBackend {
-  const inner = memoryStateBackend();
-  let writes = 0;
-  return {
-    getMany: (keys) => inner.getMany(keys),
-    async setMany(entries) {
-      if (++writes === n) {
-        Deno.writeTextFileSync(startedFile, "x");
-        await new Promise((r) => setTimeout(r, delayMs));
-      }
-      await inner.setMany(entries);
-    },
-  };
-}
 
 for (const mode of ["inline", "workers"] as const) {
   for (const how of hows(mode)) {

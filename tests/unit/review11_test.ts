@@ -23,7 +23,7 @@ import {
   type StateBackend,
 } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
-import { codeOf, codes, hows, make, outputs, resolves } from "./_runs.ts";
+import { codeOf, codes, hows, make, outputs, resolves, slowWrite } from "./_runs.ts";
 import { faultFiles } from "./_paced.ts";
 import { sleep, until } from "./_wait.ts";
 import { exists } from "./fixtures/_once.ts";
@@ -44,25 +44,6 @@ async function withFiles(fn: (f: Files) => Promise<void>): Promise<void> {
   } finally {
     await Deno.remove(f.dir, { recursive: true }).catch(() => {});
   }
-}
-
-/**
- * A memory backend whose write number `n` takes `delayMs`, creating `startedFile` as it begins
- * (as in commit_cut_test.ts): a stage waiting for that file fails while that checkpoint is stored.
- */
-function slowWrite(startedFile: string, delayMs: number, n: number): StateBackend {
-  const inner = memoryStateBackend();
-  let writes = 0;
-  return {
-    getMany: (keys) => inner.getMany(keys),
-    async setMany(entries) {
-      if (++writes === n) {
-        Deno.writeTextFileSync(startedFile, "x");
-        await sleep(delayMs);
-      }
-      await inner.setMany(entries);
-    },
-  };
 }
 
 /** Like `slowWrite`, for the first write that begins once `armFile` exists. */
