@@ -172,6 +172,8 @@ export class Runtime {
   /** A rescale under way: restarts in the stage or above it wait for it. */
   #scaling: Promise<void> | undefined;
   readonly #scalingRegion = new Set<Group>();
+  /** The stage being rescaled and every stage below it. */
+  readonly #scaleBelow = new Set<Group>();
   /** Ends the pause of a rescale when an instance of its region dies (see `#rescale`). */
   #pauseAbort: (() => void) | undefined;
   #busy: Promise<unknown> = Promise.resolve();
@@ -331,9 +333,14 @@ export class Runtime {
   #wantCheckpoint(inst?: Instance): void {
     if (this.#ended) return;
     if (!this.#scaling) return void this.#checkpointAll();
-    const list = inst ? [inst] : this.#plan.groups.filter((g) => g.options.stateful).flatMap(
+    // Only the stage being rescaled and those below it, whose acks the rescale may wait for (a
+    // retiring instance drains its outputs): they take in nothing past the barriers that paused
+    // it but what it emits meanwhile. Elsewhere input goes on, which a checkpoint alone would hold
+    // past the places the sources restart from: those wait for the next aligned one.
+    const list = (inst ? [inst] : this.#plan.groups.filter((g) => g.options.stateful).flatMap(
       (g) => this.#live(g).filter((x) => x.ready && !x.done),
-    );
+    )).filter((x) => this.#scaleBelow.has(x.group));
+    this.#cpAgain = true;
     for (const x of list) void this.#checkpointAlone(x);
   }
 
@@ -1226,6 +1233,7 @@ export class Runtime {
       let finished!: () => void;
       this.#scaling = new Promise<void>((resolve) => finished = resolve);
       for (const x of [g, ...above]) this.#scalingRegion.add(x);
+      for (const x of [g, ...this.#below(g)]) this.#scaleBelow.add(x);
       // Its pause lets no barrier through: checkpoints are taken per instance until it is done.
       this.#abortCheckpoint();
       try {
@@ -1233,6 +1241,7 @@ export class Runtime {
       } finally {
         this.#scaling = undefined;
         this.#scalingRegion.clear();
+        this.#scaleBelow.clear();
         finished();
         if (this.#cpAgain) this.#checkpointAll();
       }
