@@ -89,6 +89,9 @@ export class OutEdge {
     let to = this.#instance;
     if (this.spec.mode === "round") {
       const ids = [...this.senders.keys()];
+      // Every instance below has finished (an earlier incarnation sent them everything): what a
+      // replay would route is dropped, as for one that finished (`#sender`).
+      if (ids.length === 0 && this.#finished.size > 0) return;
       to = ids[this.#round++ % ids.length]!;
     }
     const sender = this.#sender(to);

@@ -4,6 +4,7 @@
 // there when the drop runs: only the retired incarnation's channel may go.
 import assert from "node:assert/strict";
 import type { FromTask, TaskInit } from "../../actors/_protocol.ts";
+import { OutEdge } from "../../actors/_output.ts";
 import { Sender } from "../../actors/_sender.ts";
 import { Task } from "../../actors/_task.ts";
 import { Token } from "../../actors/_token.ts";
@@ -76,4 +77,26 @@ Deno.test("Task: dropIn of a retired sender, then connectIn of the new one in it
     }
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("round-robin routing whose every downstream instance has finished drops what a restarted task replays there, and fails when none has", () => {
+  const spec = (finished: number[]) => ({
+    edge: "sum->out",
+    mode: "round" as const,
+    assignment: [],
+    ports: [] as [number, MessagePort][],
+    capacity: 4,
+    batchSize: 8,
+    lingerMs: 5,
+    side: "",
+    finished,
+  });
+  const records = [{ value: 1, ts: 1 }, { value: 2, ts: 2 }];
+  // The sink below had everything an earlier incarnation sent (the final sums): none to send again.
+  new OutEdge(spec([0]), 0, 64).push(records, new Token());
+  // No channel and none finished: a wiring fault, named.
+  assert.throws(
+    () => new OutEdge(spec([]), 0, 64).push(records, new Token()),
+    /Cannot route record: no channel to instance undefined on sum->out/,
+  );
 });
