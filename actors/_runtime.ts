@@ -1268,14 +1268,19 @@ export class Runtime {
     // Nothing takes checkpoints: the rescale's own pause waits for the acks.
     if (!cp) return true;
     if (await cp.outcome) return true;
-    for (const e of ins) {
+    this.#resumeInputs(g, g.assignment, []);
+    return false;
+  }
+
+  /** Resumes the routing into `g` from every live instance above, with `assignment`. */
+  #resumeInputs(g: Group, assignment: number[], remove: number[]): void {
+    for (const e of this.#plan.edges.filter((x) => x.to === g)) {
       for (const u of this.#live(e.from)) {
         if (!u.dead && !u.done) {
-          u.host.post({ t: "resume", edge: e.id, assignment: g.assignment, add: [], remove: [] });
+          u.host.post({ t: "resume", edge: e.id, assignment, add: [], remove });
         }
       }
     }
-    return false;
   }
 
   /** Waits until every instance of `groups` is ready or done: no restart is under way. */
@@ -1332,9 +1337,7 @@ export class Runtime {
       for (const inst of this.#live(g)) inst.host.post({ t: "align", on });
     };
     const resume = (assignment: number[], remove: number[]) => {
-      for (const [e, u] of ups) {
-        if (!u.dead) u.host.post({ t: "resume", edge: e.id, assignment, add: [], remove });
-      }
+      this.#resumeInputs(g, assignment, remove);
       align(true);
     };
     align(false);

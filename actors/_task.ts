@@ -474,7 +474,6 @@ export class Task {
         this.#dlqWaiting.delete(msg.id);
         this.#dlqOutstanding -= waiting?.n ?? 0;
         for (const wake of this.#dlqRoom.splice(0)) wake();
-        if (this.#dlqWaiting.size === 0) { for (const wake of this.#dlqIdle.splice(0)) wake(); }
         this.#settled();
         waiting?.token.release();
         break;
@@ -1338,8 +1337,12 @@ export class Task {
     this.#settled();
   }
 
-  /** Wakes the finish waiting for dead letters and source positions to be acked, once none wait. */
+  /**
+   * Wakes the checkpoints waiting for dead letters to be written, once none wait, and the finish
+   * waiting for those and source positions to be acked, once none wait either.
+   */
   #settled(): void {
+    if (this.#dlqWaiting.size === 0) { for (const wake of this.#dlqIdle.splice(0)) wake(); }
     if (this.#quiet && this.#dlqWaiting.size === 0 && this.#positions.length === 0) {
       const quiet = this.#quiet;
       this.#quiet = undefined;
