@@ -104,6 +104,25 @@ type Result = {
   ms: number;
 };
 
+/**
+ * The paced source of these tests: `count` ids (default COUNT), 20 a pull every 4 ms, creating
+ * `nearFile` at id 800.
+ */
+function source(
+  o: { count?: number; log?: string; nearFile?: string; fault?: unknown } = {},
+) {
+  return r12("src", {
+    count: o.count ?? COUNT,
+    perPull: 20,
+    delayMs: 4,
+    keys: KEYS,
+    log: o.log,
+    nearAt: 800,
+    nearFile: o.nearFile,
+    fault: o.fault,
+  }, "source");
+}
+
 /** Runs one scenario: the run must end and scale() settle (else the test fails: a hang). */
 async function runScenario(s: Scenario): Promise<Result> {
   const f = await faultFiles("sluice-r12-");
@@ -126,16 +145,7 @@ async function runScenario(s: Scenario): Promise<Result> {
     const srcFault = s.who === "src" ? fault : undefined;
     const p = make(s.mode)
       .from(
-        r12("src", {
-          count,
-          perPull: 20,
-          delayMs: 4,
-          keys: KEYS,
-          log: srcLog,
-          nearAt: 800,
-          nearFile: near,
-          fault: srcFault,
-        }, "source"),
+        source({ count, log: srcLog, nearFile: near, fault: srcFault }),
         { name: "src", fuse: false, permissions: f.perms },
       )
       .via(
@@ -361,14 +371,7 @@ for (const mode of modes) {
         const out = `${f.dir}/out`, near = `${f.dir}/near`;
         const p = make(mode)
           .from(
-            r12("src", {
-              count: COUNT,
-              perPull: 20,
-              delayMs: 4,
-              keys: KEYS,
-              nearAt: 800,
-              nearFile: near,
-            }, "source"),
+            source({ nearFile: near }),
             { name: "src", fuse: false, permissions: f.perms },
           )
           .via(r12("hop", {}), { name: "hop", fuse: false, capacity: 64 })
@@ -409,17 +412,7 @@ for (const mode of modes) {
           const out = `${f.dir}/out`, out2 = `${f.dir}/out2`, near = `${f.dir}/near`;
           const announce = `${f.dir}/announce`, failedFile = `${f.dir}/failed`;
           const p = make(mode);
-          const source = (fault?: unknown, nearFile?: string) =>
-            r12("src", {
-              count: COUNT,
-              perPull: 20,
-              delayMs: 4,
-              keys: KEYS,
-              nearAt: 800,
-              nearFile,
-              fault,
-            }, "source");
-          p.from(source(undefined, near), { name: "src", fuse: false, permissions: f.perms })
+          p.from(source({ nearFile: near }), { name: "src", fuse: false, permissions: f.perms })
             .via(r12("hop", {}), { name: "hop", fuse: false, capacity: 64 })
             .keyBy()
             .via(r12("sum", { announce, announceFrom: 2, openDelayMs: 150 }), {
@@ -430,7 +423,7 @@ for (const mode of modes) {
             })
             .to(r9("sink", { out }, "sink"), { name: "out", fuse: false, permissions: f.perms });
           const fault = { trigger: announce, marker: f.marker, how, failedFile };
-          p.from(source(fault), { name: "src2", fuse: false, permissions: f.perms })
+          p.from(source({ fault }), { name: "src2", fuse: false, permissions: f.perms })
             .keyBy()
             .via(r12("sum", {}), { name: "sum2", fuse: false, permissions: f.perms })
             .to(r9("sink", { out: out2 }, "sink"), {
