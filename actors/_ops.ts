@@ -363,12 +363,116 @@ abstract class Op implements Downstream {
   protected async restoreExtra(_extra: unknown): Promise<void> {}
 }
 
+/** Why {@linkcode processSync} stopped. */
+const enum Stop {
+  /** At the end of the batch. */
+  End,
+  /** After a record whose output filled the chunk to hand on. */
+  Full,
+  /** At a record whose process() returned a promise (`pending`). */
+  Async,
+  /** At a record whose process() threw `pending`, or gave output that is not a record. */
+  Threw,
+}
+
+/**
+ * Where {@linkcode processSync} stopped: at `Async` and `Threw` also the lengths of the output,
+ * side and dead-letter buffers before the record, to which a failed attempt goes back.
+ */
+interface FastState {
+  stop: Stop;
+  pending: unknown;
+  sides: number;
+  deads: number;
+  outs: number;
+}
+
+/**
+ * Appends what process() gave for one record (returned, and emitted through `ctx`) to `out`, whose
+ * length was `outs` before it. Output that is not a record throws here, failing its input record
+ * at the stage that made it (also the input passed on as it is: process() may have changed it).
+ */
+function collect(
+  ctx: Context,
+  out: StreamRecord<unknown>[],
+  outs: number,
+  sides: number,
+  result: unknown,
+): void {
+  if (ctx.out.length > 0) {
+    for (const r of ctx.out) out.push(r);
+    ctx.out.length = 0;
+  }
+  if (result !== undefined && result !== null) {
+    if (Array.isArray(result)) {
+      // `null` or `undefined` in a returned array is nothing, as a returned null is.
+      for (const r of result) if (r !== undefined && r !== null) out.push(r);
+    } else out.push(result as StreamRecord<unknown>);
+  }
+  for (let k = outs; k < out.length; k++) {
+    if (!looksLikeRecord(out[k]!)) checkOutput(out, k, "process()");
+  }
+  if (ctx.side.length > sides) checkSide(ctx.side, sides, "process()");
+}
+
+/**
+ * The usual case of a batch, in a loop with no await that the JIT compiles early: runs
+ * process() on `records` from `from` on, appending the output to `out`, until the end, a record
+ * whose output fills `out` to `chunk`, or a record that needs {@linkcode ProcessorOp}'s slow path
+ * (a promise, a throw). Returns the index of the first record not done; `fast` says why.
+ */
+function processSync(
+  hooks: ProcessorInstance<unknown, unknown>,
+  ctx: Context,
+  records: StreamRecord<unknown>[],
+  from: number,
+  out: StreamRecord<unknown>[],
+  chunk: number,
+  beat: () => void,
+  fast: FastState,
+): number {
+  const n = records.length;
+  for (let i = from; i < n; i++) {
+    // A long batch still beats: a slow but live stage is not mistaken for a hung one.
+    if ((i & 255) === 255) beat();
+    const sides = ctx.side.length, deads = ctx.dead.length, outs = out.length;
+    try {
+      const result = hooks.process(records[i]!, ctx);
+      if (isThenable(result)) {
+        fast.stop = Stop.Async;
+        fast.pending = result;
+        fast.sides = sides, fast.deads = deads, fast.outs = outs;
+        return i;
+      }
+      collect(ctx, out, outs, sides, result);
+    } catch (error) {
+      out.length = outs;
+      ctx.out.length = 0;
+      ctx.side.length = sides;
+      ctx.dead.length = deads;
+      fast.stop = Stop.Threw;
+      fast.pending = error;
+      fast.sides = sides, fast.deads = deads, fast.outs = outs;
+      return i;
+    }
+    if (out.length >= chunk) {
+      fast.stop = Stop.Full;
+      return i + 1;
+    }
+  }
+  fast.stop = Stop.End;
+  return n;
+}
+
 /** A processor instance in a chain. */
 export class ProcessorOp extends Op {
   readonly #hooks: ProcessorInstance<unknown, unknown>;
   readonly #next: Downstream;
   /** Highest watermark this stage generated (when `spec.watermarks` is set). */
   #generated = -Infinity;
+  /** Where {@linkcode processSync} stopped, and why. */
+  readonly #fast: FastState = { stop: Stop.End, pending: undefined, sides: 0, deads: 0, outs: 0 };
+  readonly #beat: () => void;
 
   constructor(
     spec: StageSpec,
@@ -380,6 +484,7 @@ export class ProcessorOp extends Op {
     super(spec, services, ctx);
     this.#hooks = hooks;
     this.#next = next;
+    this.#beat = () => services.beat();
   }
 
   /** Takes what the hook emitted plus its return value. */
@@ -419,7 +524,9 @@ export class ProcessorOp extends Op {
     };
     // Set where a record emitted several: one each (a map, a filter) never fills a chunk.
     let full = false;
-    for (let i = 0; i < records.length; i++) {
+    const fast = this.#fast;
+    const beat = this.#beat;
+    for (let i = 0; i < records.length;) {
       if (full) {
         full = false;
         const part = out;
@@ -429,50 +536,13 @@ export class ProcessorOp extends Op {
         // Killed meanwhile (its stages are closing): the rest of the batch is replayed elsewhere.
         if (this.services.signal.aborted) throw new HookFailure(this.spec.stage, "stopped");
       }
-      const record = records[i]!;
-      // A long batch still beats: a slow but live stage is not mistaken for a hung one.
-      if ((i & 255) === 255) this.services.beat();
-      // `attempt` counts failures towards maxRetries, `transient` the faults retried beside them.
-      // What a failed attempt emitted, sent aside or dead-lettered is dropped with it.
-      const sides = ctx.side.length, deads = ctx.dead.length, outs = out.length;
-      for (let attempt = 1, transient = 0;; attempt++) {
-        try {
-          let result = hooks.process(record, ctx);
-          if (isThenable(result)) result = await result;
-          if (ctx.out.length > 0) {
-            for (const r of ctx.out) out.push(r);
-            ctx.out.length = 0;
-          }
-          if (result !== undefined && result !== null) {
-            if (Array.isArray(result)) {
-              // `null` or `undefined` in a returned array is nothing, as a returned null is.
-              for (const r of result) if (r !== undefined && r !== null) out.push(r);
-            } else out.push(result as StreamRecord<unknown>);
-          }
-          // What is not a record fails its input record here, at the stage that made it (also
-          // the input passed on as it is: process() may have changed it).
-          for (let k = outs; k < out.length; k++) {
-            if (!looksLikeRecord(out[k]!)) checkOutput(out, k, "process()");
-          }
-          if (ctx.side.length > sides) checkSide(ctx.side, sides, "process()");
-          full = out.length >= chunk;
-          break;
-        } catch (error) {
-          out.length = outs;
-          ctx.out.length = 0;
-          ctx.side.length = sides;
-          ctx.dead.length = deads;
-          this.counters.failed++;
-          if (isRetriable(error)) {
-            await this.pause(++transient, error);
-            attempt--;
-            continue;
-          }
-          if (attempt > this.spec.maxRetries) {
-            failed.push([record, toErrorInfo(error), attempt]);
-            break;
-          }
-        }
+      // Records whose process() returns at once, without a throw, in one synchronous loop.
+      i = processSync(hooks, ctx, records, i, out, chunk, beat, fast);
+      if (fast.stop === Stop.Full) full = true;
+      else if (fast.stop !== Stop.End) {
+        const record = records[i++]!;
+        await this.#slow(record, out, failed);
+        full = out.length >= chunk;
       }
     }
     this.settle(token, failed);
@@ -483,6 +553,58 @@ export class ProcessorOp extends Op {
       if (wm > this.#generated) {
         this.#generated = wm;
         await this.#next.watermark(wm);
+      }
+    }
+  }
+
+  /**
+   * The record {@linkcode processSync} stopped at (its process() returned a promise, or threw, as
+   * `#fast` says), with its retries: a throw counts towards `maxRetries`, a `RetriableError` is
+   * retried beside them with backoff; past `maxRetries` the record joins `failed`. What a failed
+   * attempt emitted, sent aside or dead-lettered is dropped with it.
+   */
+  async #slow(
+    record: StreamRecord<unknown>,
+    out: StreamRecord<unknown>[],
+    failed: [StreamRecord<unknown>, ErrorInfo, number][],
+  ): Promise<void> {
+    const ctx = this.ctx;
+    const fast = this.#fast;
+    const { sides, deads, outs } = fast;
+    let first: Stop | undefined = fast.stop;
+    let pending = fast.pending;
+    fast.pending = undefined;
+    for (let attempt = 1, transient = 0;; attempt++) {
+      try {
+        let result: unknown;
+        if (first === Stop.Threw) {
+          first = undefined;
+          throw pending;
+        } else if (first === Stop.Async) {
+          first = undefined;
+          result = await (pending as PromiseLike<unknown>);
+        } else {
+          result = this.#hooks.process(record, ctx);
+          if (isThenable(result)) result = await result;
+        }
+        pending = undefined;
+        collect(ctx, out, outs, sides, result);
+        return;
+      } catch (error) {
+        out.length = outs;
+        ctx.out.length = 0;
+        ctx.side.length = sides;
+        ctx.dead.length = deads;
+        this.counters.failed++;
+        if (isRetriable(error)) {
+          await this.pause(++transient, error);
+          attempt--;
+          continue;
+        }
+        if (attempt > this.spec.maxRetries) {
+          failed.push([record, toErrorInfo(error), attempt]);
+          return;
+        }
       }
     }
   }
