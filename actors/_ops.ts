@@ -438,13 +438,20 @@ function processSync(
     const sides = ctx.side.length, deads = ctx.dead.length, outs = out.length;
     try {
       const result = hooks.process(records[i]!, ctx);
-      if (isThenable(result)) {
+      // The usual cases first: a record returned (a map), or nothing (a filter's drop), with
+      // nothing emitted through the context.
+      const plain = ctx.out.length === 0 && ctx.side.length === sides;
+      if (result === undefined && plain) continue;
+      if (
+        plain && looksLikeRecord(result as StreamRecord<unknown>) &&
+        (result as { then?: unknown }).then === undefined
+      ) out.push(result as StreamRecord<unknown>);
+      else if (isThenable(result)) {
         fast.stop = Stop.Async;
         fast.pending = result;
         fast.sides = sides, fast.deads = deads, fast.outs = outs;
         return i;
-      }
-      collect(ctx, out, outs, sides, result);
+      } else collect(ctx, out, outs, sides, result);
     } catch (error) {
       out.length = outs;
       ctx.out.length = 0;

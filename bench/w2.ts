@@ -224,6 +224,13 @@ const variants: [string, (n?: number) => Promise<Result>][] = [
   ["Sluice workers, unfused", (n) => sluice("workers", false, n)],
   ["Sluice inline", (n) => sluice("inline", true, n)],
 ];
+/**
+ * A pause before each timed run, the same for every variant: the threads of the run before (five
+ * workers after an unfused run) are torn down and their memory freed meanwhile, not during the
+ * next run, which that work would slow by whatever it happened to overlap.
+ */
+const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+const SETTLE_MS = 300;
 const warmup = Math.min(count, 20_000);
 await streams(warmup);
 await sluice("workers", true, warmup);
@@ -233,7 +240,10 @@ await sluice("inline", true, warmup);
 const fixed = new Map<string, number>();
 for (const [name, run] of variants) {
   const seconds: number[] = [];
-  for (let i = 0; i < 3; i++) seconds.push((await run(1)).seconds);
+  for (let i = 0; i < 3; i++) {
+    await settle();
+    seconds.push((await run(1)).seconds);
+  }
   fixed.set(name, median(seconds));
 }
 const emptyMs = fixed.get("Sluice workers, fused")! * 1000;
@@ -246,6 +256,7 @@ for (let r = 0; r < repeat; r++) {
   for (const [name, run] of variants) {
     const spent = times.get(name)!.reduce((a, b) => a + b, 0);
     if (r > 0 && spent > BUDGET_S) continue;
+    await settle();
     const result = await run();
     times.get(name)!.push(result.seconds);
     const seen = totals.get(name);
