@@ -207,6 +207,8 @@ export class Task {
   readonly #positions: Slot[] = [];
   #ackChain: Promise<void> = Promise.resolve();
   #maxTs = -Infinity;
+  /** The highest event time {@linkcode scanPulled} took, passed in and out. */
+  readonly #scan = { maxTs: -Infinity };
   #watermark = -Infinity;
   readonly #kill = new AbortController();
   readonly #pullStop = new AbortController();
@@ -1233,27 +1235,11 @@ export class Task {
     // Dead letters the source asked for (input it could not decode), tied to this pull's position.
     const dead = this.#sourceCtx!.dead.splice(0);
     // What is not a record goes to the dead letters, as the value of one, with what is wrong. The
-    // same pass takes the highest event time: a ts of +∞ (bad data) would make every later record
-    // late, so it does not move time.
-    let maxTs = this.#maxTs;
-    let wrong = -1;
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      // Every record passes here, so the usual case costs a few loads: a number ts (read
-      // anyway), a string key or none, a value, headers an object or none; a record that reads
-      // otherwise gets the whole check.
-      const ts = r?.ts, headers = r?.headers;
-      if (
-        (typeof ts !== "number" || (r.key !== undefined && typeof r.key !== "string") ||
-          r.value === undefined ||
-          (headers !== undefined && (typeof headers !== "object" || headers === null))) &&
-        notARecord(r) !== undefined
-      ) {
-        wrong = i;
-        break;
-      }
-      if (ts > maxTs && ts !== Infinity) maxTs = ts;
-    }
+    // same pass takes the highest event time.
+    const scan = this.#scan;
+    scan.maxTs = this.#maxTs;
+    const wrong = scanPulled(records, scan);
+    let maxTs = scan.maxTs;
     if (wrong >= 0) {
       const ok: StreamRecord<unknown>[] = records.slice(0, wrong);
       for (let j = wrong; j < records.length; j++) {
@@ -1593,4 +1579,33 @@ export class Task {
     // Reported first: the supervisor need not wait for the stages to close to decide.
     this.#releasing ??= this.#release();
   }
+}
+
+/**
+ * Checks that what a source pulled are records, and raises `scan.maxTs` to their highest event
+ * time (a ts of +∞, bad data, would make every later record late: it does not move time). Returns
+ * the index of the first that is not a record, or -1; the time is then that of those before it.
+ * A function of its own, without the awaits around it, so that the JIT compiles its loop early.
+ */
+function scanPulled(records: StreamRecord<unknown>[], scan: { maxTs: number }): number {
+  let maxTs = scan.maxTs;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    // Every record passes here, so the usual case costs a few loads: a number ts (read anyway), a
+    // string key or none, a value, headers an object or none; a record that reads otherwise gets
+    // the whole check.
+    const ts = r?.ts, headers = r?.headers;
+    if (
+      (typeof ts !== "number" || (r.key !== undefined && typeof r.key !== "string") ||
+        r.value === undefined ||
+        (headers !== undefined && (typeof headers !== "object" || headers === null))) &&
+      notARecord(r) !== undefined
+    ) {
+      scan.maxTs = maxTs;
+      return i;
+    }
+    if (ts > maxTs && ts !== Infinity) maxTs = ts;
+  }
+  scan.maxTs = maxTs;
+  return -1;
 }
