@@ -78,22 +78,37 @@ const streams = (n = count) => streamsOn({ ...gen, count: n });
  * earlier runs): the time is its run's own, measured in the worker, without the worker's start.
  */
 async function coldStreams(n = count): Promise<Result> {
-  const worker = new Worker(new URL("./_w2_streams_worker.ts", import.meta.url), {
-    type: "module",
-  });
+  const worker = streamsWorker();
   try {
-    return await new Promise<Result>((resolve, reject) => {
-      worker.onmessage = (e: MessageEvent<Result>) => resolve(e.data);
-      worker.onerror = (e) => {
-        e.preventDefault();
-        reject(new Error(`the streams worker failed: ${e.message}`));
-      };
-      worker.postMessage({ ...gen, count: n });
-    });
+    return await inWorker(worker, n);
   } finally {
     worker.terminate();
   }
 }
+
+function streamsWorker(): Worker {
+  return new Worker(new URL("./_w2_streams_worker.ts", import.meta.url), { type: "module" });
+}
+
+/** One run of the baseline in `worker`: its time measured there, without the messages. */
+function inWorker(worker: Worker, n: number): Promise<Result> {
+  return new Promise<Result>((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent<Result>) => resolve(e.data);
+    worker.onerror = (e) => {
+      e.preventDefault();
+      reject(new Error(`the streams worker failed: ${e.message}`));
+    };
+    worker.postMessage({ ...gen, count: n });
+  });
+}
+
+/**
+ * The baseline in a worker of its own, kept for the whole benchmark: warm after its first runs,
+ * like the baseline in this thread, but with no other variant's code or garbage in its isolate
+ * (Sluice inline runs here, and shares the generator's code with the baseline).
+ */
+const warmWorker = streamsWorker();
+const ownWorkerStreams = (n = count) => inWorker(warmWorker, n);
 
 // ---------------------------------------------------------------------------------------------
 // Restart latency: a stateless stage that crashes on `failures` records, once each.
@@ -219,6 +234,7 @@ const mem = await memory();
 // 2. Throughput. A short warm-up of every variant, then the variants interleaved `repeat` times.
 const variants: [string, (n?: number) => Promise<Result>][] = [
   ["Node streams (baseline)", (n) => streams(n)],
+  ["Node streams, own worker", (n) => ownWorkerStreams(n)],
   ["Node streams, cold", (n) => coldStreams(n)],
   ["Sluice workers, fused", (n) => sluice("workers", true, n)],
   ["Sluice workers, unfused", (n) => sluice("workers", false, n)],
@@ -233,6 +249,7 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
 const SETTLE_MS = 300;
 const warmup = Math.min(count, 20_000);
 await streams(warmup);
+await ownWorkerStreams(warmup);
 await sluice("workers", true, warmup);
 await sluice("inline", true, warmup);
 
@@ -289,13 +306,16 @@ for (const [name] of variants) {
   );
 }
 
-// Like for like: the baseline as cold as a Sluice worker (its start not counted).
-const coldRate = count / median(times.get("Node streams, cold")!);
+// Fused workers against the baseline in a worker: warm in one of its own, and as cold as a Sluice
+// worker (the baseline's worker start not counted in either).
+const fusedRate = count / median(times.get("Sluice workers, fused")!);
+const against = (name: string) => (fusedRate / (count / median(times.get(name)!))).toFixed(2);
 console.log("");
 console.log(
-  `Sluice workers, fused, against the cold baseline: ${
-    (count / median(times.get("Sluice workers, fused")!) / coldRate).toFixed(2)
-  }× (its worker's start counted; the baseline's not)`,
+  `Sluice workers, fused, against the baseline in its own worker: ${
+    against("Node streams, own worker")
+  }×; against the cold baseline: ${against("Node streams, cold")}× ` +
+    `(the Sluice worker's start counted; the baseline's not)`,
 );
 
 // The same runs less each variant's fixed cost: how fast records flow once it has started.
@@ -362,3 +382,4 @@ console.log(
     emptyMs.toFixed(0)
   } ms (median of 3), included in the times above`,
 );
+warmWorker.terminate();
