@@ -1,22 +1,18 @@
-// The runtime's timers (actors/_timer.ts): the global ones on the main thread, AbortSignal-based in
-// a worker; either way a cancelled one never fires and a stopped periodic one stops.
+// The runtime's timers (actors/_timer.ts): the global ones on the main thread, one queue under one
+// armed AbortSignal in a worker; either way they fire in order of when they are due, a cancelled
+// one never fires and a stopped periodic one stops.
 import assert from "node:assert/strict";
-import { after, every } from "../../actors/_timer.ts";
+import { expected, timerScenario } from "./fixtures/timer_scenario.ts";
 
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function check(fired: string[]): void {
+  const timers = fired.filter((f) => !f.startsWith("tick"));
+  assert.deepEqual(timers.filter((f) => f !== "nested"), expected.timers);
+  assert.equal(timers.filter((f) => f === "nested").length, 1);
+  assert.deepEqual(fired.filter((f) => f.startsWith("tick")), expected.ticks);
+}
 
-Deno.test("after() fires once unless cancelled; every() repeats until stopped (main thread)", async () => {
-  const fired: string[] = [];
-  after(10, () => fired.push("once"));
-  after(10, () => fired.push("cancelled"))();
-  let n = 0;
-  const stop = every(5, () => {
-    fired.push(`tick${++n}`);
-    if (n === 3) stop();
-  });
-  await wait(80);
-  assert.deepEqual(fired.filter((f) => !f.startsWith("tick")), ["once"]);
-  assert.deepEqual(fired.filter((f) => f.startsWith("tick")), ["tick1", "tick2", "tick3"]);
+Deno.test("after() fires in order unless cancelled; every() repeats until stopped (main thread)", async () => {
+  check(await timerScenario());
 });
 
 Deno.test("after() and every() behave the same in a worker", async () => {
@@ -24,12 +20,12 @@ Deno.test("after() and every() behave the same in a worker", async () => {
     type: "module",
   });
   try {
-    const fired = await new Promise<string[]>((resolve, reject) => {
-      worker.onmessage = (e) => resolve(e.data);
-      worker.onerror = (e) => reject(new Error(e.message));
-    });
-    assert.deepEqual(fired.filter((f) => !f.startsWith("tick")), ["once"]);
-    assert.deepEqual(fired.filter((f) => f.startsWith("tick")), ["tick1", "tick2", "tick3"]);
+    check(
+      await new Promise<string[]>((resolve, reject) => {
+        worker.onmessage = (e) => resolve(e.data);
+        worker.onerror = (e) => reject(new Error(e.message));
+      }),
+    );
   } finally {
     worker.terminate();
   }
