@@ -83,6 +83,8 @@ export interface TaskInit {
   source?: { outOfOrdernessMs: number; batchSize: number };
   /** Wait for a `start` message before processing (set while the supervisor wires the graph). */
   hold?: boolean;
+  /** Start with the stages' `onTick` hooks held, until `ticks on` (see that message). */
+  ticksHeld?: boolean;
   /** Stateful task: acks of input batches wait until a checkpoint holding their effects is stored. */
   checkpoint?: boolean;
   /** Mailbox capacity per input channel, in batches. */
@@ -174,6 +176,12 @@ export type ToTask =
   | { t: "pause"; edge: string; id: number }
   /** Watermark alignment off while a rescale drains the task's input (see `alignMs`), then on. */
   | { t: "align"; on: boolean }
+  /**
+   * Holds (off) or lets go (on) the stages' `onTick` hooks: during a rescale, the rescaled stage
+   * and those below it emit nothing without input, which its pause holds (what they emitted would
+   * be emitted again if a failure took them back to the pause's checkpoint).
+   */
+  | { t: "ticks"; on: boolean }
   | {
     t: "resume";
     edge: string;
@@ -199,9 +207,10 @@ export type ToTask =
    * pulls; every task lets the batches ahead of it go past its outputs' retention bound until it
    * has passed the barrier on (see `Sender.barrier`); a task whose inputs have all ended takes it
    * at once. `pause`: edges whose routing stops right behind the barrier (a rescale begins there;
-   * see `Runtime.scale`).
+   * see `Runtime.scale`). `holdTicks`: from its snapshot on, the task holds its stages' `onTick`
+   * hooks until `ticks on` (the rescaled stage and those below it).
    */
-  | { t: "checkpoint"; id: number; pause?: string[] }
+  | { t: "checkpoint"; id: number; pause?: string[]; holdTicks?: boolean }
   /** Checkpoint `id` will not complete (an instance died, a rescale began): barriers up to it are void. */
   | { t: "abort"; id: number }
   /** A downstream checkpoint holding these batches was stored: they are done (acked). */

@@ -353,7 +353,7 @@ export class Runtime {
    * below a failed one back to it, and the failed one's replay holds nothing any of them counted.
    * One at a time; none while an instance is being restarted (its channels are being rewired).
    */
-  #checkpointAll(pause?: string[]): Aligned | undefined {
+  #checkpointAll(pause?: string[], holdTicks?: Set<Group>): Aligned | undefined {
     if (this.#ended || !this.#stateful) return;
     if (this.#cp || this.#cpStoring || this.#scaling || !this.#quiet()) {
       this.#cpAgain = true;
@@ -367,7 +367,10 @@ export class Runtime {
     let settle!: (stored: boolean) => void;
     const outcome = new Promise<boolean>((resolve) => settle = resolve);
     this.#cp = { id, waiting, taken: new Map(), settle, outcome };
-    for (const inst of live) inst.host.post({ t: "checkpoint", id, pause });
+    for (const inst of live) {
+      const hold = holdTicks?.has(inst.group) || undefined;
+      inst.host.post({ t: "checkpoint", id, pause, holdTicks: hold });
+    }
     return this.#cp;
   }
 
@@ -676,6 +679,7 @@ export class Runtime {
       idleTimeoutMs: g.options.idleTimeoutMs,
       restore,
       hold,
+      ticksHeld: this.#scaleBelow.has(g) || undefined,
       checkpoint: g.options.stateful,
       capacity: g.options.capacity,
       epoch: this.#epoch,
@@ -1235,10 +1239,14 @@ export class Runtime {
       for (const x of [g, ...above]) this.#scalingRegion.add(x);
       for (const x of [g, ...this.#below(g)]) this.#scaleBelow.add(x);
       // Its pause lets no barrier through: checkpoints are taken per instance until it is done.
+      // Nor do the stage and those below emit without input meanwhile (ticks): a failure could
+      // take them back to before it, past what a stateful stage below had taken in and stored.
       this.#abortCheckpoint();
+      this.#holdTicks(true);
       try {
         if (await this.#rescale(stage, g, n)) return;
       } finally {
+        this.#holdTicks(false);
         this.#scaling = undefined;
         this.#scalingRegion.clear();
         this.#scaleBelow.clear();
@@ -1264,12 +1272,28 @@ export class Runtime {
       this.#cp !== undefined || this.#cpStoring !== undefined || !this.#quiet()
     );
     if (this.#ended) return false;
-    const cp = this.#checkpointAll(ins.map((e) => e.id));
+    // The stage and those below hold their ticks from their snapshots on (see `#holdTicks`).
+    const region = new Set([g, ...this.#below(g)]);
+    const cp = this.#checkpointAll(ins.map((e) => e.id), region);
     // Nothing takes checkpoints: the rescale's own pause waits for the acks.
     if (!cp) return true;
     if (await cp.outcome) return true;
     this.#resumeInputs(g, g.assignment, []);
+    this.#holdTicks(false, region);
     return false;
+  }
+
+  /**
+   * Holds, or lets go, the `onTick` hooks of the rescaled stage and those below it (`#scaleBelow`).
+   * The pause's checkpoint holds them first, each task from its snapshot on; an instance started
+   * during the rescale starts with them held (`ticksHeld`).
+   */
+  #holdTicks(held: boolean, groups: Set<Group> = this.#scaleBelow): void {
+    for (const x of groups) {
+      for (const inst of this.#live(x)) {
+        if (!inst.dead && !inst.done) inst.host.post({ t: "ticks", on: !held });
+      }
+    }
   }
 
   /** Resumes the routing into `g` from every live instance above, with `assignment`. */

@@ -207,6 +207,8 @@ export class Task {
   readonly #positions: Slot[] = [];
   #ackChain: Promise<void> = Promise.resolve();
   #maxTs = -Infinity;
+  /** The stages' `onTick` hooks are held (during a rescale: see the `ticks` message). */
+  #ticksHeld = false;
   /** The highest event time {@linkcode scanPulled} took, passed in and out. */
   readonly #scan = { maxTs: -Infinity };
   #watermark = -Infinity;
@@ -250,6 +252,8 @@ export class Task {
   #cpKnown = 0;
   /** Edges to pause right behind the barrier of checkpoint `id` (a rescale begins). */
   #cpPause: { id: number; edges: string[] } | undefined;
+  /** The checkpoint after whose snapshot the task holds its ticks (a rescale's pause). */
+  #cpHoldTicks: number | undefined;
   /** The aligned checkpoint last snapshot here, until it completes or is aborted. */
   #cpTaken: { id: number; parts: Map<string, Record<string, number[]>> } | undefined;
   /** The checkpoint whose barriers are being aligned, and the inputs they came on so far. */
@@ -316,6 +320,9 @@ export class Task {
         );
         break;
       }
+      case "ticks":
+        this.#ticksHeld = !msg.on;
+        break;
       case "align":
         // A rescale's pause waits until what was sent here is acked: what alignment holds back
         // goes on, or it would wait for the slow inputs that the pause holds.
@@ -358,6 +365,7 @@ export class Task {
         if (msg.id <= this.#cpLast) break;
         this.#cpKnown = Math.max(this.#cpKnown, msg.id);
         this.#cpPause = msg.pause ? { id: msg.id, edges: msg.pause } : undefined;
+        this.#cpHoldTicks = msg.holdTicks ? msg.id : undefined;
         // What is ahead of the barrier goes on past the retention bound (see `Sender.barrier`).
         for (const o of this.#outputs) o.lift(true);
         const run = () => this.#source ? this.#sourceBarrier(msg.id) : this.#maybeAligned();
@@ -574,6 +582,7 @@ export class Task {
 
   async #start(init: TaskInit): Promise<void> {
     this.#init = init;
+    if (init.ticksHeld) this.#ticksHeld = true;
     this.#cpLast = Math.max(this.#cpLast, init.epoch ?? 0);
     this.#stopBy ??= init.stopBy;
     // No channel while an upstream instance is being restarted: its replacement connects later
@@ -898,7 +907,7 @@ export class Task {
         return;
       case "tick":
         await this.#advance();
-        await this.#head.tick(Date.now());
+        if (!this.#ticksHeld) await this.#head.tick(Date.now());
         return;
       case "pulled":
         this.#pulling = false;
@@ -990,6 +999,8 @@ export class Task {
     const stateful = this.#init.checkpoint === true && !this.#flushed;
     const snap = stateful ? this.#snapshot("dirty", false, id) : undefined;
     if (stateful && !snap) return;
+    // A rescale's pause: from its snapshot on, the task emits nothing on ticks (see `ticks`).
+    if (this.#cpHoldTicks === id) this.#ticksHeld = true;
     // A source's place, unless a stateful stage fused with it has put it in its snapshot.
     const source = this.#source ? this.#init.chain[0]!.stage : undefined;
     const state = snap?.state ?? {};
