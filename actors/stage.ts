@@ -137,7 +137,8 @@ export interface ProcessorInstance<I, O> {
   onWatermark?(watermark: number, ctx: StageContext<O>): void | Promise<void>;
   /**
    * Processing-time tick, every `tickMs` of the stage options (for processing-time windows, rate
-   * limits). Throws are handled as in `onWatermark`.
+   * limits). Throws are handled as in `onWatermark`. Not called while `pipeline.scale()` rescales
+   * this stage or one above it: ticks resume once it is done.
    */
   onTick?(now: number, ctx: StageContext<O>): void | Promise<void>;
   /** End of all inputs: emit what is still held. Throws are handled as in `onWatermark`. */
