@@ -1001,10 +1001,14 @@ export class Task {
     if (stateful && !snap) return;
     // A rescale's pause: from its snapshot on, the task emits nothing on ticks (see `ticks`).
     if (this.#cpHoldTicks === id) this.#ticksHeld = true;
-    // A source's place, unless a stateful stage fused with it has put it in its snapshot.
+    // A source's place, unless a stateful stage fused with it has put it in its snapshot. Not once
+    // that stage has flushed: its last state goes alone, and until that is stored, the place that
+    // goes with the stored state is the one stored with it (the end of input stored here instead
+    // would restart the task past what its stored state holds: the rest of the input lost).
     const source = this.#source ? this.#init.chain[0]!.stage : undefined;
     const state = snap?.state ?? {};
-    if (source && !state[source] && this.#consumed) {
+    const alone = this.#init.checkpoint === true && this.#flushed;
+    if (source && !state[source] && this.#consumed && !alone) {
       state[source] = { keyed: {}, extra: this.#consumed };
     }
     if (snap) {

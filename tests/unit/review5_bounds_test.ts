@@ -436,9 +436,11 @@ for (const mode of modes) {
       lag: (c) => total(c, "fast", "out") - total(c, "slow"),
     });
     assert.equal(r.summary.stages.fail?.restarts, 1);
-    // Replayed: what the failed instance had not had acked, at most what its sender keeps.
+    // Replayed: what the failed instance had not had acked, at most what its sender keeps. (Its
+    // dead incarnation's counters are those of its last heartbeat: what it took in after that is
+    // not counted, so this may come out below zero; a CI rehearsal saw -100.)
     const replayed = r.summary.stages.fail!.in - r.summary.stages.fast!.out;
-    assert.ok(replayed >= 0 && replayed <= RETAIN * capacity * batchSize, `${replayed} replayed`);
+    assert.ok(replayed <= RETAIN * capacity * batchSize, `${replayed} replayed`);
     const bound = 2 * (capacity + 2) * batchSize + batchSize + skew(delayMs);
     assert.ok(r.max.lag! <= bound, `${r.max.lag} produced and not written, bound ${bound}`);
     await Deno.remove(dir, { recursive: true });
