@@ -453,10 +453,7 @@ function processSync(
         return i;
       } else collect(ctx, out, outs, sides, result);
     } catch (error) {
-      out.length = outs;
-      ctx.out.length = 0;
-      ctx.side.length = sides;
-      ctx.dead.length = deads;
+      // `#slow` rethrows it as the record's first attempt, and undoes what that attempt emitted.
       fast.stop = Stop.Threw;
       fast.pending = error;
       fast.sides = sides, fast.deads = deads, fast.outs = outs;

@@ -1233,11 +1233,12 @@ export class Runtime {
       await this.#settled([g, ...above]);
       if (this.#ended) return;
       this.#refuseFinishing(stage, g, above);
-      if (!await this.#pauseAtBarrier(g)) continue;
+      const region = new Set([g, ...this.#below(g)]);
+      if (!await this.#pauseAtBarrier(g, region)) continue;
       let finished!: () => void;
       this.#scaling = new Promise<void>((resolve) => finished = resolve);
       for (const x of [g, ...above]) this.#scalingRegion.add(x);
-      for (const x of [g, ...this.#below(g)]) this.#scaleBelow.add(x);
+      for (const x of region) this.#scaleBelow.add(x);
       // Its pause lets no barrier through: checkpoints are taken per instance until it is done.
       // Nor do the stage and those below emit without input meanwhile (ticks): a failure could
       // take them back to before it, past what a stateful stage below had taken in and stored.
@@ -1265,15 +1266,15 @@ export class Runtime {
    * instance, past the places the sources restart from if one fails: its input counted twice.)
    * False if the checkpoint was aborted (an instance died): the inputs are resumed, to try again.
    */
-  async #pauseAtBarrier(g: Group): Promise<boolean> {
+  async #pauseAtBarrier(g: Group, region: Set<Group>): Promise<boolean> {
     if (!this.#stateful) return true;
     const ins = this.#plan.edges.filter((e) => e.to === g);
     await this.#whilst(() =>
       this.#cp !== undefined || this.#cpStoring !== undefined || !this.#quiet()
     );
     if (this.#ended) return false;
-    // The stage and those below hold their ticks from their snapshots on (see `#holdTicks`).
-    const region = new Set([g, ...this.#below(g)]);
+    // `region`, the stage and those below, hold their ticks from their snapshots on (see
+    // `#holdTicks`).
     const cp = this.#checkpointAll(ins.map((e) => e.id), region);
     // Nothing takes checkpoints: the rescale's own pause waits for the acks.
     if (!cp) return true;
