@@ -14,6 +14,7 @@ import {
   type StreamRecord,
 } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
+import { release } from "./fixtures/_hang.ts";
 import { until, within } from "./_wait.ts";
 
 const ref = fixtureRef(new URL("./fixtures/review3_lifecycle_stages.ts", import.meta.url));
@@ -414,19 +415,20 @@ Deno.test("A hung worker in a fused chain is replaced; every id arrives at least
   const marker = `${dir}/marker`;
   const ids = `${dir}/ids`;
   const heartbeatMs = 200;
+  let hungAt = NaN;
   const summary = await pipeline({ mode: "workers", signals: false, heartbeatMs })
     .from(fromArray(input(2000)), { batchSize: 100 })
     .via(map((v: Ev) => ({ id: v.id })))
     .via(ref("tracer", { hangAt: 1000, marker }), { name: "hanger", permissions: perms(dir) })
     .to(ref("idSink", { ids }, "sink"), { permissions: perms(dir) })
-    .run();
+    .run()
+    .finally(async () => hungAt = await release(marker)); // a hung worker spins until then
   const got = (await lines(ids)).map(Number);
   assertAtLeastOnce(got, 2000);
   // The source cannot seek: the replacement replays from the start; duplicates are what the hung
   // incarnation wrote before it hung.
   assert.ok(got.length - 2000 <= 1000, `${got.length - 2000} duplicates`);
   assert.equal(summary.failures[0]?.code, "E_HEARTBEAT");
-  const hungAt = Number(await Deno.readTextFile(marker));
   assert.ok(summary.failures[0]!.at - hungAt <= 2.25 * heartbeatMs + 100);
   await Deno.remove(dir, { recursive: true });
 });

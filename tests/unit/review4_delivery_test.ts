@@ -4,6 +4,7 @@
 // marked "(was a bug)" failed on the code as reviewed (ab19309).
 import assert from "node:assert/strict";
 import { type Ev, expectedSums, pacedSource, runtimeFixtures, type Sum } from "./_paced.ts";
+import { release } from "./fixtures/_hang.ts";
 import {
   collect,
   type DeadLetter,
@@ -151,7 +152,8 @@ for (const how of ["close", "hang"] as const) {
       .keyBy()
       .via(faultySum(how, 3000, mark), { name: "sum", fuse: false, ...rw(mark) })
       .to(out.sink)
-      .run();
+      .run()
+      .finally(() => release(mark)); // a hung worker spins until then
     assert.equal(summary.stages.sum?.restarts, 1, "the stage really failed once");
     assert.deepEqual(sumsOf(await out.values()), expectedSums(count, 20));
     await out.clear();
@@ -217,7 +219,8 @@ for (const how of ["close", "hang"] as const) {
       .keyBy()
       .via(faultySum(how, 3000, mark), { name: "sum", ...rw(mark) })
       .to(out.sink)
-      .run();
+      .run()
+      .finally(() => release(mark));
     // A worker that closes or hangs is charged to its chain's first stage (no hook to blame).
     assert.equal(summary.failures.length, 1, "the worker really failed once");
     assert.deepEqual(sumsOf(await out.values()), expectedSums(count, 20));
@@ -268,7 +271,8 @@ Deno.test("[workers] a stateless hop that closes its worker, then one that hangs
     .keyBy()
     .via(faultySum("none", 0, `${dir}/none`), { name: "sum", fuse: false })
     .to(out.sink)
-    .run();
+    .run()
+    .finally(() => release(m2));
   assert.equal(summary.stages.first?.restarts, 1);
   assert.equal(summary.stages.second?.restarts, 1);
   // Exact: a worker that closes or hangs no longer passes on the acks of the checkpoints the sum

@@ -10,6 +10,7 @@ import {
   type StreamRecord,
 } from "../../mod.ts";
 import { fixtureRef } from "./_fixture_ref.ts";
+import { release } from "./fixtures/_hang.ts";
 
 const ref = fixtureRef(new URL("./fixtures/runtime_stages.ts", import.meta.url));
 
@@ -171,6 +172,7 @@ Deno.test("Supervisor replaces a hung worker within two heartbeat intervals", as
   const marker = (await Deno.makeTempDir()) + "/marker";
   const out = collect<Ev>();
   const heartbeatMs = 200;
+  let hungAt = NaN;
   const summary = await pipeline({ mode: "workers", signals: false, heartbeatMs })
     .from(paced(3000, { perPull: 50 }))
     .via(ref("faulty", { at: 1500, marker, how: "hang" }), {
@@ -178,10 +180,10 @@ Deno.test("Supervisor replaces a hung worker within two heartbeat intervals", as
       permissions: { write: [marker], read: [marker] },
     })
     .to(out.sink)
-    .run();
+    .run()
+    .finally(async () => hungAt = await release(marker));
   assertAllOnce((await out.values()).map((v) => v.id), 3000);
   assert.equal(summary.stages.faulty?.restarts, 1);
-  const hungAt = Number(await Deno.readTextFile(marker));
   const failure = summary.failures[0]!;
   assert.equal(failure.code, "E_HEARTBEAT", failure.message);
   // Two missed periods, plus the supervisor's check granularity (a quarter period) and slack.
