@@ -338,6 +338,58 @@ for (const [name] of variants) {
   );
 }
 
+// Steady state: the time per record from runs of `count` and of 4 × `count` events, in which the
+// variant's start (its workers, their modules, its code's warm-up) cancels out; and the run length
+// from which fused workers are ahead of the baseline. Not the goal's figure (that is the table
+// above, at `count`); unfused is left out (a 4 × run takes too long).
+const steadyVariants = variants.filter(([name]) => name !== "Sluice workers, unfused");
+const long = 4 * count;
+const longTimes = new Map<string, number[]>(steadyVariants.map(([name]) => [name, []]));
+const longTotals = new Set<string>();
+for (let r = 0; r < Math.min(repeat, 3); r++) {
+  for (const [name, run] of steadyVariants) {
+    await settle();
+    const result = await run(long);
+    longTimes.get(name)!.push(result.seconds);
+    longTotals.add(result.totals);
+  }
+}
+if (longTotals.size !== 1) {
+  console.error(`FAIL: the ${fmtInt(long)}-event runs did not all produce the same totals`);
+  Deno.exit(1);
+}
+/** Seconds per record and the start they leave (seconds), from the medians at count and long. */
+const line = (name: string) => {
+  const short = median(times.get(name)!), far = median(longTimes.get(name)!);
+  const perRecord = (far - short) / (long - count);
+  return { perRecord, start: short - perRecord * count };
+};
+const base = line(baselineName);
+console.log("");
+console.log(
+  `Steady state (from the medians at ${fmtInt(count)} and ${fmtInt(long)} events; the goal's ` +
+    `figure is the first table's):`,
+);
+console.log("");
+console.log("| variant                  | ns per record | records/s | vs streams | start (ms) |");
+console.log("| ------------------------ | ------------: | --------: | ---------: | ---------: |");
+for (const [name] of steadyVariants) {
+  const { perRecord, start } = line(name);
+  console.log(
+    `| ${name.padEnd(24)} | ${(perRecord * 1e9).toFixed(0).padStart(13)} | ${
+      fmtInt(1 / perRecord).padStart(9)
+    } | ${(base.perRecord / perRecord).toFixed(2).padStart(9)}× | ${
+      (start * 1000).toFixed(0).padStart(10)
+    } |`,
+  );
+}
+const fused = line("Sluice workers, fused");
+const crossover = fused.perRecord < base.perRecord
+  ? `from about ${fmtInt((fused.start - base.start) / (base.perRecord - fused.perRecord))} events`
+  : "never (slower per record)";
+console.log("");
+console.log(`Sluice workers, fused, is ahead of the baseline (main thread) ${crossover}`);
+
 const expected = totals.get(baselineName)!;
 const parsed = JSON.parse(expected) as SkuTotal[];
 const purchases = parsed.reduce((n, t) => n + t.purchases, 0);
