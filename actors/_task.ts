@@ -1104,10 +1104,14 @@ export class Task {
     return n;
   }
 
-  /** Keeps a processed batch until a checkpoint holds it; asks for one once `threshold` wait. */
-  #hold(held: Held, threshold: number): boolean {
+  /**
+   * Keeps a processed batch until a checkpoint holds it; asks for one once `threshold` wait
+   * (`uncovered`: not counting those a checkpoint under way covers).
+   */
+  #hold(held: Held, threshold: number, uncovered = false): boolean {
     this.#held.push(held);
     if (this.#wanted || this.#held.length < threshold) return false;
+    if (uncovered && this.#uncovered() < threshold) return false;
     this.#wantCheckpoint();
     return true;
   }
@@ -1313,7 +1317,9 @@ export class Task {
     // Passed on: a checkpoint's barrier from now on goes out behind these records.
     if (batch.position !== undefined) this.#consumed = { position: batch.position };
     // Pulls cost no credit, so more may wait here than on an input before a checkpoint is asked.
-    if (held) this.#hold(held, SOURCE_HOLD);
+    // Those a checkpoint under way covers are acked once it is stored: counted, they would ask
+    // for another one at once, right behind it (a barrier through the pipeline, a state write).
+    if (held) this.#hold(held, SOURCE_HOLD, true);
     const wm = Math.max(
       this.#maxTs - (this.#init.source?.outOfOrdernessMs ?? 0),
       batch.watermark ?? -Infinity,

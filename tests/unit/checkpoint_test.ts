@@ -201,3 +201,41 @@ Deno.test("A file source fused with a keyed sum resumes, with restoreState, righ
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+for (const mode of ["inline", "workers"] as const) {
+  Deno.test(`[${mode}] A source fused with a keyed sum asks for a checkpoint once 256 pulls wait on none, not again while one under way covers them`, async () => {
+    // Before: the pulls a checkpoint under way covers still counted, so the pull right after its
+    // snapshot asked for the next one, which followed it at once: two checkpoints (two barriers
+    // through the pipeline, two state writes) for every one asked for.
+    const memory = memoryStateBackend();
+    let writes = 0;
+    // Each write takes 20 ms: a checkpoint under way sees many pulls, and 256 pulls (one every
+    // millisecond or two) take far longer than it.
+    const state = {
+      getMany: (keys: readonly string[]) => memory.getMany(keys),
+      setMany: async (entries: Iterable<readonly [string, unknown]>) => {
+        writes++;
+        await new Promise((r) => setTimeout(r, 20));
+        await memory.setMany(entries);
+      },
+    };
+    const out = collect<Sum>();
+    const pulls = 800;
+    // The timer never fires: every checkpoint is one asked for, or the last ones at the end.
+    await pipeline({ mode, signals: false, state, checkpointMs: 600_000 })
+      .from(pacedSource(pulls * 10, 10, 1))
+      .keyBy()
+      .via(stage<Ev, Sum>(fixtures, {}, { export: "keyedSum" }), { name: "sum" })
+      .to(out.sink)
+      .run();
+    assert.deepEqual(
+      Object.fromEntries((await out.values()).map((v) => [v.key, v.sum])),
+      expectedSums(pulls * 10, 20),
+    );
+    const asked = Math.floor(pulls / 256);
+    // A write per checkpoint (its one instance's state), and at the end its last state, alone.
+    assert.ok(writes >= asked, `${writes} writes: fewer than the ${asked} checkpoints asked for`);
+    assert.ok(writes <= asked + 2, `${writes} writes for ${asked} checkpoints asked for`);
+    await out.clear();
+  });
+}
