@@ -116,6 +116,12 @@ export class OutEdge {
     await Promise.all([...this.senders.values()].map((s) => s.ready()));
   }
 
+  /** Whether a channel's uncovered batches fill half its retention bound (`Sender.uncoveredHalf`). */
+  get uncoveredHalf(): boolean {
+    for (const s of this.senders.values()) if (s.uncoveredHalf) return true;
+    return false;
+  }
+
   /** Seals every open batch. */
   seal(): void {
     for (const s of this.senders.values()) s.seal();

@@ -87,6 +87,8 @@ export interface TaskInit {
   ticksHeld?: boolean;
   /** Stateful task: acks of input batches wait until a checkpoint holding their effects is stored. */
   checkpoint?: boolean;
+  /** A source task with a stateful stage below: its acks wait for checkpoints (see `askAhead`). */
+  feedsState?: boolean;
   /** Mailbox capacity per input channel, in batches. */
   capacity: number;
   /** Checkpoints begun before this task: barriers of theirs (a replay's, say) are void here. */

@@ -219,6 +219,18 @@ export class Sender {
     return this.#open.length === 0 && this.#queue.length === 0 && this.#unacked.size === 0;
   }
 
+  /**
+   * Whether batches that no checkpoint barrier sent here covers fill half the retention bound.
+   * Where a stateful stage is below, their acks wait for a checkpoint that covers them: asked for
+   * now, it is under way before this sender runs out of room (see `Task#askAhead`).
+   */
+  get uncoveredHalf(): boolean {
+    let n = 0;
+    for (const b of this.#queue) if (b.after === this.#lastBarrier) n++;
+    for (const b of this.#unacked.values()) if (b.after === this.#lastBarrier) n++;
+    return 2 * n >= RETAIN * this.#capacity;
+  }
+
   /** Batches sent and not yet acked. */
   get inFlight(): number {
     return this.#unacked.size;

@@ -994,6 +994,8 @@ export class Task {
       if (this.#failed || id <= this.#cpLast) return; // aborted meanwhile
     }
     this.#cpLast = Math.max(this.#cpLast, id);
+    // A source's ask is answered (see `#askAhead`); a stateful task's, once it snapshots.
+    if (this.#source && !this.#init.checkpoint) this.#wanted = false;
     // Flushed, a stateful task's last state is checkpointed alone (see `wantCheckpoint`): it only
     // passes the barrier on, for the stages below.
     const stateful = this.#init.checkpoint === true && !this.#flushed;
@@ -1114,6 +1116,18 @@ export class Task {
     if (uncovered && this.#uncovered() < threshold) return false;
     this.#wantCheckpoint();
     return true;
+  }
+
+  /**
+   * A source with a stateful stage below: once half the room an output keeps for a replay is
+   * taken by batches no checkpoint covers (their acks wait for one), it asks for one, so that its
+   * acks come before the room runs out. Else it would stall until the stage below, idle, asked
+   * (`IDLE_CHECKPOINT_MS`), then until that checkpoint was stored: its pipeline ran in bursts.
+   * Once per barrier: the batches after it are the ones counted.
+   */
+  #askAhead(): void {
+    if (!this.#init.feedsState || this.#wanted) return;
+    if (this.#outputs.some((o) => o.uncoveredHalf)) this.#wantCheckpoint();
   }
 
   #wantCheckpoint(): void {
@@ -1314,6 +1328,7 @@ export class Task {
     this.#maxTs = maxTs;
     if (records.length > 0) await this.#head.run(records, token);
     token.release();
+    this.#askAhead();
     // Passed on: a checkpoint's barrier from now on goes out behind these records.
     if (batch.position !== undefined) this.#consumed = { position: batch.position };
     // Pulls cost no credit, so more may wait here than on an input before a checkpoint is asked.

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type Ev, expectedSums, pacedSource, runtimeFixtures, type Sum } from "./_paced.ts";
+import { within } from "./_wait.ts";
 import {
   collect,
   decodeLines,
@@ -236,6 +237,38 @@ for (const mode of ["inline", "workers"] as const) {
     // A write per checkpoint (its one instance's state), and at the end its last state, alone.
     assert.ok(writes >= asked, `${writes} writes: fewer than the ${asked} checkpoints asked for`);
     assert.ok(writes <= asked + 2, `${writes} writes for ${asked} checkpoints asked for`);
+    await out.clear();
+  });
+}
+
+for (const mode of ["inline", "workers"] as const) {
+  Deno.test(`[${mode}] A source whose acks wait for a stateful stage's checkpoint asks for one before it runs out of room to keep batches`, async () => {
+    // The source keeps what it sends until it is acked, at most 4 × capacity batches; below, a
+    // filter keeps a quarter, so the keyed sum holds too few batches to ask for a checkpoint
+    // itself, and its timer work (tickMs 2) keeps it from the 10 ms of idleness after which it
+    // asks. Before, the source then stalled until the checkpoint timer (here 10 minutes); now it
+    // asks once half that room is taken by batches no checkpoint covers.
+    const out = collect<Sum>();
+    const count = 40_000;
+    const p = pipeline({ mode, signals: false, checkpointMs: 600_000 });
+    p.from(pacedSource(count, 512), { fuse: false })
+      .via(filter((e: Ev) => e.id % 4 === 0), { fuse: false })
+      .keyBy()
+      .via(stage<Ev, Sum>(fixtures, { ticking: true }, { export: "keyedSum" }), {
+        name: "sum",
+        tickMs: 2,
+      })
+      .to(out.sink);
+    const running = p.run();
+    const ended = await within(running, 20_000);
+    if (ended === "timed out") {
+      await p.stop().catch(() => {});
+      await running.catch(() => {});
+      assert.fail("the run stalled: no checkpoint came to ack the source's batches");
+    }
+    const want: Record<string, number> = {};
+    for (let id = 0; id < count; id += 4) want[`k${id % 20}`] = (want[`k${id % 20}`] ?? 0) + id % 7;
+    assert.deepEqual(Object.fromEntries((await out.values()).map((v) => [v.key, v.sum])), want);
     await out.clear();
   });
 }
