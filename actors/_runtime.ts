@@ -139,6 +139,11 @@ export class Runtime {
   #cp: Aligned | undefined;
   /** An aligned checkpoint being written to the backend: a restart waits for it. */
   #cpStoring: Promise<void> | undefined;
+  /**
+   * A rescale waits to begin its pause (see `#pauseAtBarrier`): no other aligned checkpoint
+   * starts meanwhile, or those asked for back to back could keep it waiting without end.
+   */
+  #pausing = false;
   /** Writes of checkpoints to the backend, one after another (newer state is written last). */
   #writes: Promise<void> = Promise.resolve();
   /** Another checkpoint is due once the one under way is done, or once restarts are. */
@@ -355,7 +360,9 @@ export class Runtime {
    */
   #checkpointAll(pause?: string[], holdTicks?: Set<Group>): Aligned | undefined {
     if (this.#ended || !this.#stateful) return;
-    if (this.#cp || this.#cpStoring || this.#scaling || !this.#quiet()) {
+    const blocked = this.#cp || this.#cpStoring || this.#scaling || !this.#quiet() ||
+      (this.#pausing && pause === undefined);
+    if (blocked) {
       this.#cpAgain = true;
       return;
     }
@@ -681,6 +688,7 @@ export class Runtime {
       hold,
       ticksHeld: this.#scaleBelow.has(g) || undefined,
       checkpoint: g.options.stateful,
+      feedsState: this.#feeds.has(g) || undefined,
       capacity: g.options.capacity,
       epoch: this.#epoch,
       alignMs: g.options.align?.maxDriftMs,
@@ -1269,9 +1277,14 @@ export class Runtime {
   async #pauseAtBarrier(g: Group, region: Set<Group>): Promise<boolean> {
     if (!this.#stateful) return true;
     const ins = this.#plan.edges.filter((e) => e.to === g);
-    await this.#whilst(() =>
-      this.#cp !== undefined || this.#cpStoring !== undefined || !this.#quiet()
-    );
+    this.#pausing = true;
+    try {
+      await this.#whilst(() =>
+        this.#cp !== undefined || this.#cpStoring !== undefined || !this.#quiet()
+      );
+    } finally {
+      this.#pausing = false;
+    }
     if (this.#ended) return false;
     // `region`, the stage and those below, hold their ticks from their snapshots on (see
     // `#holdTicks`).
