@@ -188,9 +188,12 @@ async function runScenario(s: Scenario): Promise<Result> {
     try {
       await until(() => exists(near), 5000, "the source at id 800");
       if (s.when === "during" || s.when === "start") Deno.writeTextFileSync(arm, "x");
+      // A hang detector: the hop's armed batch may wait up to 3 s for the trigger, which the
+      // paused rescale may not create meanwhile: ~4 s is usual for the hop's scenarios, 7 s was
+      // seen on a quiet host, and 8 s left a loaded one too little.
       const scaled = s.when === "noscale" ? "scaled" : await settles(
         p.scale("sum", s.to).then(() => "scaled" as const, (e: Error) => e),
-        8000,
+        15_000,
         `scale(sum, ${s.to})`,
       );
       const early = exists(failedFile);
