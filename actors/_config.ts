@@ -1,5 +1,5 @@
 // Config validation with one-line errors that name the zod path.
-import type { ConfigSchema } from "./stage.ts";
+import type { ConfigParseResult, ConfigSchema } from "./stage.ts";
 import { ConfigError } from "./errors.ts";
 
 /** A validation issue, reduced to what a message needs. */
@@ -15,7 +15,7 @@ export function formatPath(root: string, path: readonly PropertyKey[]): string {
   return out;
 }
 
-/** Joins issues into one line: `config.sizeMs: Too small: …; config.type: …`. */
+/** Joins issues into one line: `config.sizeMs: Number must be greater than 0; config.type: …`. */
 export function formatIssues(root: string, issues: readonly Issue[]): string {
   if (issues.length === 0) return `${root}: invalid`;
   return issues
@@ -27,11 +27,16 @@ export function formatIssues(root: string, issues: readonly Issue[]): string {
  * Validates a stage config with its definition's schema.
  *
  * @throws {ConfigError} naming the stage and the zod path, e.g.
- *   `Cannot configure stage "window": config.sizeMs: Too small: expected number to be >0`.
+ *   `Cannot configure stage "window": config.sizeMs: Number must be greater than 0`.
  */
 export function parseConfig<C>(def: { config: ConfigSchema<C> }, stage: string, raw: unknown): C {
-  // Parsed once: compiling zod's fast path for it would cost more than it saves.
-  const result = def.config.safeParse(raw, { jitless: true });
+  // Parsed once: compiling zod 4's fast path for it would cost more than it saves (zod 3 has
+  // none, and ignores the option).
+  const safeParse = def.config.safeParse as (
+    input: unknown,
+    options: { jitless: boolean },
+  ) => ConfigParseResult<C>;
+  const result = safeParse.call(def.config, raw, { jitless: true });
   if (!result.success) {
     throw new ConfigError(
       `Cannot configure stage "${stage}": ${formatIssues("config", result.error.issues)}`,

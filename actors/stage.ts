@@ -177,14 +177,16 @@ export interface SinkInstance<T> {
   close?(ctx: StageContext<never>): void | Promise<void>;
 }
 
-/** What a config schema must offer: zod schemas (`z.object(...)`) fit as they are. */
+/**
+ * What a config schema must offer: zod schemas (`z.object(...)`, zod 3 or 4) fit as they are.
+ */
 export interface ConfigSchema<C> {
   /**
    * Validates `input`; on failure, `error.issues` carries each problem's path and message. The
-   * runtime parses a config once per instance, so it asks zod to skip compiling a fast path
-   * (`jitless`); other schemas may ignore the option.
+   * runtime parses a config once per instance, so it passes `{ jitless: true }` as a second
+   * argument: zod 4 then skips compiling a fast path; other schemas ignore it.
    */
-  safeParse(input: unknown, options?: { jitless?: boolean }): ConfigParseResult<C>;
+  safeParse(input: unknown): ConfigParseResult<C>;
 }
 
 /** The result of {@linkcode ConfigSchema.safeParse}. */
@@ -247,7 +249,7 @@ export type StageDefinition =
  * @example Counting source
  * ```ts
  * import { defineSource } from "@sluice/sluice";
- * import { z } from "npm:zod@4.6.7";
+ * import { z } from "npm:zod@3.25.76";
  * import assert from "node:assert/strict";
  *
  * export const counter = defineSource({
@@ -281,7 +283,7 @@ export function defineSource<T, C>(
  * @example Upper-casing processor
  * ```ts
  * import { defineProcessor } from "@sluice/sluice";
- * import { z } from "npm:zod@4.6.7";
+ * import { z } from "npm:zod@3.25.76";
  * import assert from "node:assert/strict";
  *
  * export const upper = defineProcessor({
@@ -307,7 +309,7 @@ export function defineProcessor<I, O, C>(
  * @example Console sink
  * ```ts
  * import { defineSink } from "@sluice/sluice";
- * import { z } from "npm:zod@4.6.7";
+ * import { z } from "npm:zod@3.25.76";
  * import assert from "node:assert/strict";
  *
  * export const log = defineSink({

@@ -13,19 +13,21 @@ import { type DeadLetter, memoryDeadLetters } from "./dead_letter.ts";
 /** An input item: a record, or a watermark marker that advances event time at that point. */
 export type TestInput<T> = StreamRecord<T> | { watermark: number };
 
+// zod 3 types a `z.unknown()` field as optional; a record's `value` is not (it may hold
+// `undefined`, as zod lets it).
 const recordSchema = z.object({
   key: z.string().optional(),
   value: z.unknown(),
-  ts: z.number(),
+  ts: z.number().finite(),
   headers: z.record(z.string(), z.string()).optional(),
-});
+}) as unknown as z.ZodType<StreamRecord<unknown>>;
 
 /** Source definition behind {@linkcode fromArray}. */
 export const arraySource: SourceDefinition<unknown, { items: TestInput<unknown>[] }> = defineSource(
   {
     name: "array",
     config: z.object({
-      items: z.array(z.union([recordSchema, z.object({ watermark: z.number() })])),
+      items: z.array(z.union([recordSchema, z.object({ watermark: z.number().finite() })])),
     }).strict(),
     open({ items }) {
       let at = 0;

@@ -3,7 +3,7 @@
 import { z } from "../actors/_deps.ts";
 import { compileFn, type InlineFn, inlineFn } from "../actors/inline_fn.ts";
 import type { StreamRecord } from "../actors/record.ts";
-import { fieldSchema, inlineFnSchema } from "./_config.ts";
+import { fieldSchema, inlineFnSchema, jsonSchema } from "./_config.ts";
 import { getField } from "./_fields.ts";
 import { identity } from "./_identity.ts";
 import type { AggregateSpecs, WireAggregateSpec } from "./aggregate_ops.ts";
@@ -22,7 +22,7 @@ export const aggregateSpecSchema: z.ZodType<WireAggregateSpec> = z.discriminated
   z.object({
     op: z.literal("reduce"),
     fn: inlineFnSchema,
-    initial: z.json(),
+    initial: jsonSchema,
     merge: inlineFnSchema.optional(),
     field: fieldSchema.optional(),
   }).strict(),

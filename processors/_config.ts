@@ -5,6 +5,7 @@ import { ConfigError } from "../actors/errors.ts";
 import { parseConfig } from "../actors/_config.ts";
 import type { InlineFn } from "../actors/inline_fn.ts";
 import type { ConfigSchema } from "../actors/stage.ts";
+import type { JsonValue } from "./transform.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
 
 /**
@@ -34,3 +35,15 @@ export const inlineFnSchema: z.ZodType<InlineFn> = z.object({ fn: z.string().min
 
 /** A non-empty field path in a record's value: `"price"` or `"customer.id"`. */
 export const fieldSchema: z.ZodString = z.string().min(1);
+
+/** A JSON value: a string, a finite number, a boolean, null, or an array or object of them. */
+export const jsonSchema: z.ZodType<JsonValue> = z.lazy(() =>
+  z.union([
+    z.string(),
+    z.number().finite(),
+    z.boolean(),
+    z.null(),
+    z.array(jsonSchema),
+    z.record(z.string(), jsonSchema),
+  ])
+);

@@ -25,7 +25,7 @@ export interface BatchOptions {
 
 const batchConfig: z.ZodType<BatchOptions> = z.object({
   size: z.number().int().positive().optional(),
-  timeoutMs: z.number().positive().optional(),
+  timeoutMs: z.number().positive().finite().optional(),
   perKey: z.boolean().optional(),
 }).strict();
 
@@ -139,7 +139,7 @@ export const batchStage: ProcessorDefinition<unknown, unknown, BatchOptions> = d
  *
  * const ref = batch({ size: 500, timeoutMs: 2000 });
  * assert.equal(ref.export, "batchStage");
- * assert.throws(() => batch({ size: 0 }), /config\.size: Too small/);
+ * assert.throws(() => batch({ size: 0 }), /config\.size: Number must be greater than/);
  * ```
  */
 export function batch<I = unknown>(

@@ -30,7 +30,7 @@ export interface DedupeOptions {
 
 const dedupeConfig: z.ZodType<DedupeOptions> = z.object({
   by: z.union([z.enum(["key", "value"]), z.object({ field: fieldSchema }).strict()]).optional(),
-  ttlMs: z.number().positive(),
+  ttlMs: z.number().positive().finite(),
   time: z.enum(["event", "processing"]).optional(),
 }).strict();
 
@@ -128,7 +128,7 @@ export const dedupeStage: ProcessorDefinition<unknown, unknown, DedupeOptions> =
  *
  * const ref = dedupe({ by: { field: "orderId" }, ttlMs: 60_000 });
  * assert.equal(ref.export, "dedupeStage");
- * assert.throws(() => dedupe({ ttlMs: -1 }), /config\.ttlMs: Too small/);
+ * assert.throws(() => dedupe({ ttlMs: -1 }), /config\.ttlMs: Number must be greater than/);
  * ```
  */
 export function dedupe<I = unknown>(

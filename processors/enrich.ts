@@ -316,7 +316,7 @@ export interface EnrichOptions<I = unknown, O = unknown, F = unknown> {
  * ]);
  * assert.throws(
  *   () => enrich({ backend: "memory" }, { cache: { ttlMs: 0 } }),
- *   /config\.cache\.ttlMs: Too small/,
+ *   /config\.cache\.ttlMs: Number must be greater than/,
  * );
  * ```
  */

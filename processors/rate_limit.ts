@@ -147,7 +147,7 @@ export const rateLimitStage: ProcessorDefinition<unknown, unknown, RateLimitOpti
  *
  * const ref = rateLimit({ perSecond: 50 });
  * assert.equal(ref.export, "rateLimitStage");
- * assert.throws(() => rateLimit({ perSecond: 0 }), /config\.perSecond: Too small/);
+ * assert.throws(() => rateLimit({ perSecond: 0 }), /config\.perSecond: Number must be greater than/);
  * ```
  */
 export function rateLimit<I = unknown>(

@@ -42,8 +42,8 @@ const sortKeySchema = z.union([
 const sortConfig: z.ZodType<SortOptions> = z.object({
   by: z.union([sortKeySchema, z.array(sortKeySchema).min(1)]),
   size: z.number().int().positive().optional(),
-  timeoutMs: z.number().positive().optional(),
-  windowMs: z.number().positive().optional(),
+  timeoutMs: z.number().positive().finite().optional(),
+  windowMs: z.number().positive().finite().optional(),
 }).strict().refine((c) => c.windowMs === undefined || (!c.size && !c.timeoutMs), {
   path: ["windowMs"],
   message: "Cannot combine with size or timeoutMs",

@@ -6,7 +6,7 @@
 import { z } from "../actors/_deps.ts";
 import { defineProcessor, type ProcessorDefinition } from "../actors/stage.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
-import { fieldSchema, processorRef } from "./_config.ts";
+import { fieldSchema, jsonSchema, processorRef } from "./_config.ts";
 import { isPlainObject } from "./_fields.ts";
 import { convertValue } from "./_convert.ts";
 
@@ -42,9 +42,9 @@ export interface TransformOptions {
 
 const transformConfig: z.ZodType<TransformOptions> = z.object({
   rename: z.record(fieldSchema, fieldSchema).optional(),
-  defaults: z.record(fieldSchema, z.json()).optional(),
+  defaults: z.record(fieldSchema, jsonSchema).optional(),
   convert: z.record(fieldSchema, z.enum(["number", "string", "boolean", "date"])).optional(),
-  set: z.record(fieldSchema, z.json()).optional(),
+  set: z.record(fieldSchema, jsonSchema).optional(),
   pick: z.array(fieldSchema).optional(),
   drop: z.array(fieldSchema).optional(),
 }).strict();

@@ -65,7 +65,7 @@ function isStandardSchema(value: unknown): value is StandardSchema {
  * `module` in the stage's worker and takes the Standard Schema (a zod schema, for example) named
  * `export`; a missing module or export fails `open` with a ConfigError. A value that fails
  * validation fails its record, which is dead-lettered with a reason such as
- * `Cannot validate record: value.total: Invalid input: expected number, received string`.
+ * `Cannot validate record: value.total: Expected number, received string`.
  * Prefer the {@linkcode validate} builder.
  *
  * @example

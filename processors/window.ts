@@ -333,7 +333,7 @@ class FiredWindows {
  * assert.equal(ref.export, "windowStage");
  * assert.throws(
  *   () => window({ type: "tumbling", sizeMs: 0, aggregate: { n: { op: "count" } } }),
- *   /config\.sizeMs: Too small/,
+ *   /config\.sizeMs: Number must be greater than/,
  * );
  * assert.throws(
  *   () => window({ type: "sliding", sizeMs: 5, slideMs: 10, aggregate: { n: { op: "count" } } }),

@@ -26,7 +26,7 @@ export interface CsvOptions {
 const char = z.string().length(1);
 
 /** zod schema of {@linkcode CsvOptions}. */
-export const csvOptionsSchema: z.ZodType<CsvOptions, CsvOptions> = z.object({
+export const csvOptionsSchema: z.ZodType<CsvOptions, z.ZodTypeDef, CsvOptions> = z.object({
   header: z.boolean().optional(),
   delimiter: char.optional(),
   quote: char.optional(),

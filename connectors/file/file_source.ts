@@ -89,7 +89,7 @@ const positionSchema = z.object({
   chunk: z.number().int().min(0).optional(),
 }).strict();
 
-const fileSourceConfig: z.ZodType<FileSourceConfig, FileSourceOptions> = z.object({
+const fileSourceConfig: z.ZodType<FileSourceConfig, z.ZodTypeDef, FileSourceOptions> = z.object({
   path: z.string().min(1).optional(),
   glob: z.string().min(1).optional(),
   format: z.enum(["ndjson", "csv", "lines", "bytes"]),

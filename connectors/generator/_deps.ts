@@ -1,2 +1,2 @@
 // Pinned third-party specifiers of the generator connector.
-export { z } from "npm:zod@4.6.7";
+export { z } from "npm:zod@3.25.76";

@@ -34,7 +34,7 @@ export interface EcommerceEvent {
 
 const weight = z.number().min(0).finite();
 
-const generatorConfig: z.ZodType<GeneratorConfig, GeneratorOptions> = z.object({
+const generatorConfig: z.ZodType<GeneratorConfig, z.ZodTypeDef, GeneratorOptions> = z.object({
   count: z.number().int().min(0),
   seed: z.number().int(),
   ratePerSec: z.number().positive().finite().optional(),

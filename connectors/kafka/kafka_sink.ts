@@ -57,7 +57,7 @@ export type KafkaSinkConfig =
 /** The wire form: what the builder sends, with `keyFrom` already serialised. */
 type KafkaSinkWire = Omit<KafkaSinkOptions, "keyFrom"> & { keyFrom?: InlineFn };
 
-const sinkConfig: z.ZodType<KafkaSinkConfig, KafkaSinkWire> = z.object({
+const sinkConfig: z.ZodType<KafkaSinkConfig, z.ZodTypeDef, KafkaSinkWire> = z.object({
   ...connectionFields,
   topic: z.string().min(1),
   acks: z.union([z.literal(-1), z.literal(0), z.literal(1)]).default(-1),

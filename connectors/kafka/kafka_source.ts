@@ -76,7 +76,7 @@ export type KafkaSourceConfig =
   & Pick<KafkaSourceOptions, "ssl" | "sasl">
   & { brokers: string[]; topics: string[] };
 
-const sourceConfig: z.ZodType<KafkaSourceConfig, KafkaSourceOptions> = z.object({
+const sourceConfig: z.ZodType<KafkaSourceConfig, z.ZodTypeDef, KafkaSourceOptions> = z.object({
   ...connectionFields,
   topics: z.union([z.string(), z.array(z.string())])
     .transform((t) => typeof t === "string" ? [t] : t)

@@ -24,9 +24,10 @@ export const connectionFields = {
   collection: z.string().min(1).regex(/^[^$]+$/, "expected a collection name"),
   serverSelectionTimeoutMs: z.number().int().positive().default(5_000),
   connectTimeoutMs: z.number().int().positive().default(5_000),
-  clientOptions: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default(
-    {},
-  ),
+  clientOptions: z.record(z.string(), z.union([z.string(), z.number().finite(), z.boolean()]))
+    .default(
+      {},
+    ),
 };
 
 /** A client for a validated connection (not yet connected: the driver connects on first use). */

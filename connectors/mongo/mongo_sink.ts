@@ -58,7 +58,7 @@ export type MongoSinkConfig =
   & Omit<Required<MongoSinkOptions>, "writeConcern">
   & Pick<MongoSinkOptions, "writeConcern">;
 
-const sinkConfig: z.ZodType<MongoSinkConfig, MongoSinkOptions> = z.object({
+const sinkConfig: z.ZodType<MongoSinkConfig, z.ZodTypeDef, MongoSinkOptions> = z.object({
   ...connectionFields,
   mode: z.enum(["upsert", "insert"]).default("upsert"),
   key: z.string().min(1).regex(/^[^$]/, "must not start with $").default("_id"),

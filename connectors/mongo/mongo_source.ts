@@ -70,7 +70,7 @@ export type MongoSourceConfig =
   & Omit<Required<MongoSourceOptions>, "field" | "after" | "filter" | "tsField" | "resumeId">
   & Pick<MongoSourceOptions, "field" | "after" | "filter" | "tsField" | "resumeId">;
 
-const sourceConfig: z.ZodType<MongoSourceConfig, MongoSourceOptions> = z.object({
+const sourceConfig: z.ZodType<MongoSourceConfig, z.ZodTypeDef, MongoSourceOptions> = z.object({
   ...connectionFields,
   field: z.string().min(1).regex(/^[^$]/, "must not start with $").optional(),
   after: z.unknown().optional(),

@@ -33,7 +33,10 @@ export interface HttpSinkOptions {
 }
 
 const httpSinkConfig: z.ZodType<HttpSinkOptions> = z.object({
-  url: z.url({ protocol: /^https?$/ }),
+  url: z.string().refine(
+    (s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol),
+    "Expected an http or https URL",
+  ),
   method: z.enum(["POST", "PUT"]).optional(),
   headers: z.record(z.string(), z.string()).optional(),
   batchBytes: z.number().int().positive().optional(),

@@ -18,9 +18,10 @@ export interface RedisConnection {
 export const connectionFields = {
   url: z.string().regex(/^rediss?:\/\/\S*$/, "expected a redis:// or rediss:// URL"),
   connectTimeoutMs: z.number().int().positive().default(5_000),
-  clientOptions: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default(
-    {},
-  ),
+  clientOptions: z.record(z.string(), z.union([z.string(), z.number().finite(), z.boolean()]))
+    .default(
+      {},
+    ),
 };
 
 /**

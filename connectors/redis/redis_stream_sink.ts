@@ -29,12 +29,14 @@ export type RedisStreamSinkConfig =
   & Omit<Required<RedisStreamSinkOptions>, "maxLen">
   & Pick<RedisStreamSinkOptions, "maxLen">;
 
-const sinkConfig: z.ZodType<RedisStreamSinkConfig, RedisStreamSinkOptions> = z.object({
-  ...connectionFields,
-  stream: z.string().min(1),
-  maxLen: z.number().int().min(0).optional(),
-  approximate: z.boolean().default(true),
-}).strict();
+const sinkConfig: z.ZodType<RedisStreamSinkConfig, z.ZodTypeDef, RedisStreamSinkOptions> = z.object(
+  {
+    ...connectionFields,
+    stream: z.string().min(1),
+    maxLen: z.number().int().min(0).optional(),
+    approximate: z.boolean().default(true),
+  },
+).strict();
 
 /**
  * The `redis-stream-sink` definition: config {@linkcode RedisStreamSinkConfig}. Prefer the

@@ -44,16 +44,17 @@ export type RedisStreamSourceConfig =
   & Omit<Required<RedisStreamSourceOptions>, "consumer" | "claimIdleMs">
   & Pick<RedisStreamSourceOptions, "consumer" | "claimIdleMs">;
 
-const sourceConfig: z.ZodType<RedisStreamSourceConfig, RedisStreamSourceOptions> = z.object({
-  ...connectionFields,
-  stream: z.string().min(1),
-  group: z.string().min(1),
-  consumer: z.string().min(1).optional(),
-  start: z.string().regex(/^(\$|0|\d+(-\d+)?)$/, "expected 0, $ or an entry id").default("0"),
-  count: z.number().int().positive().max(100_000).default(500),
-  blockMs: z.number().int().positive().default(1000),
-  claimIdleMs: z.number().int().positive().optional(),
-}).strict();
+const sourceConfig: z.ZodType<RedisStreamSourceConfig, z.ZodTypeDef, RedisStreamSourceOptions> = z
+  .object({
+    ...connectionFields,
+    stream: z.string().min(1),
+    group: z.string().min(1),
+    consumer: z.string().min(1).optional(),
+    start: z.string().regex(/^(\$|0|\d+(-\d+)?)$/, "expected 0, $ or an entry id").default("0"),
+    count: z.number().int().positive().max(100_000).default(500),
+    blockMs: z.number().int().positive().default(1000),
+    claimIdleMs: z.number().int().positive().optional(),
+  }).strict();
 
 /**
  * The `redis-stream-source` definition: config {@linkcode RedisStreamSourceConfig}. Prefer the

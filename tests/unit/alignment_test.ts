@@ -340,14 +340,22 @@ Deno.test("An aligned stateful stage that crashes resumes from its checkpoint: s
 
 Deno.test("Pipeline.run() rejects a bad align option with a ConfigError naming its path", async () => {
   const bad: [StageOptions | undefined, StageOptions | undefined, RegExp][] = [
-    [{ align: { maxDriftMs: -1 } }, undefined, /options\.align\.maxDriftMs: Too small/],
+    [
+      { align: { maxDriftMs: -1 } },
+      undefined,
+      /options\.align\.maxDriftMs: Number must be greater than/,
+    ],
     [{ align: { maxDriftMs: Infinity } }, undefined, /options\.align\.maxDriftMs:/],
     [
       { align: { maxDrift: 5 } } as unknown as StageOptions,
       undefined,
-      /options\.align: Unrecognized key: "maxDrift"/,
+      /options\.align: Unrecognized key\(s\) in object: 'maxDrift'/,
     ],
-    [undefined, { align: { maxDriftMs: -1 } }, /options\.defaults\.align\.maxDriftMs: Too small/],
+    [
+      undefined,
+      { align: { maxDriftMs: -1 } },
+      /options\.defaults\.align\.maxDriftMs: Number must be greater than/,
+    ],
   ];
   for (const [options, defaults, message] of bad) {
     const out = collect<DriftReport>();

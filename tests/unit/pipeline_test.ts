@@ -34,7 +34,7 @@ Deno.test("Pipeline.run() rejects a stage config mistake with the zod path befor
 
 Deno.test("Pipeline.run() rejects unknown and mistyped stage options with their path", async () => {
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ paralelism: 2 }, /options: Unrecognized key: "paralelism"/],
+    [{ paralelism: 2 }, /options: Unrecognized key\(s\) in object: 'paralelism'/],
     [{ parallelism: "2" }, /options\.parallelism: /],
     [{ strategy: "one_for_some" }, /options\.strategy: /],
     [{ parallelism: 1000 }, /options\.parallelism: must be an integer within 1\.\.64/],
@@ -60,7 +60,7 @@ Deno.test("Pipeline.run() rejects unknown pipeline options", async () => {
   const p = pipeline({ mode: "inline", heartbeat: 5 } as never).from(fromArray(input)).to(out.sink);
   await assert.rejects(
     () => p.run(),
-    /Cannot build pipeline "pipeline": options: Unrecognized key: "heartbeat"/,
+    /Cannot build pipeline "pipeline": options: Unrecognized key\(s\) in object: 'heartbeat'/,
   );
   await out.clear();
 });

@@ -71,14 +71,17 @@ function inChild(body: string) {
 for (const mode of modes) {
   Deno.test(`[${mode}] wrong stage and pipeline options are rejected before anything starts, naming stage and path`, async () => {
     const stageCases: [Record<string, unknown>, RegExp][] = [
-      [{ parallelism: 0 }, /options\.parallelism: Too small/],
-      [{ capacity: -1 }, /options\.capacity: Too small/],
+      [{ parallelism: 0 }, /options\.parallelism: Number must be greater than/],
+      [{ capacity: -1 }, /options\.capacity: Number must be greater than/],
       [{ capacity: NaN }, /options\.capacity: /],
       [{ batchSize: 0 }, /options\.batchSize: /],
       [{ lingerMs: -1 }, /options\.lingerMs: /],
       [{ maxRetries: 1.5 }, /options\.maxRetries: /],
       [{ withinMs: 0 }, /options\.withinMs: /],
-      [{ permissions: { nett: true } }, /options\.permissions: Unrecognized key: "nett"/],
+      [
+        { permissions: { nett: true } },
+        /options\.permissions: Unrecognized key\(s\) in object: 'nett'/,
+      ],
       [{ fuse: "no" }, /options\.fuse: /],
       [{ align: {} }, /options\.align\.maxDriftMs: /],
       [{ deadLetter: 5 }, /options\.deadLetter: must be a sink/],

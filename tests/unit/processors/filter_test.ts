@@ -54,7 +54,7 @@ Deno.test("filter() keeps a 100 kB key", async () => {
 Deno.test("filter() rejects bad configs with a ConfigError naming the zod path", async () => {
   await assert.rejects(() => harness(rawRef("filter.ts", "filterStage", { fn: "x => x" })), {
     name: "ConfigError",
-    message: /^Cannot configure stage "filter": config\.fn: Invalid input: expected object/,
+    message: /^Cannot configure stage "filter": config\.fn: Expected object/,
   });
   assert.throws(() => filter("nope" as unknown as () => boolean), TypeError);
 });

@@ -50,6 +50,6 @@ Deno.test("flatMap() keeps NaN and null elements and a 100 kB key", async () => 
 Deno.test("flatMap() rejects bad configs with a ConfigError naming the zod path", async () => {
   await assert.rejects(() => harness(rawRef("flat_map.ts", "flatMapStage", { fn: { fn: "" } })), {
     name: "ConfigError",
-    message: /config\.fn\.fn: Too small/,
+    message: /config\.fn\.fn: String must contain at least 1 character/,
   });
 });

@@ -52,6 +52,6 @@ Deno.test("mapRecord() on empty input emits nothing and keeps a 100 kB key", asy
 Deno.test("mapRecord() rejects bad configs with a ConfigError naming the zod path", async () => {
   await assert.rejects(() => harness(rawRef("map_record.ts", "mapRecordStage", { fun: 1 })), {
     name: "ConfigError",
-    message: /config\.fn: Invalid input.*; config: Unrecognized key: "fun"/,
+    message: /config\.fn: Required; config: Unrecognized key\(s\) in object: 'fun'/,
   });
 });

@@ -98,7 +98,7 @@ Deno.test("sort() rejects bad configs with a ConfigError naming the zod path", a
     message: /config\.by/,
   });
   assert.throws(() => sort({ by: "a", size: 1.5 }), {
-    message: /config\.size: Invalid input: expected int/,
+    message: /config\.size: Expected integer/,
   });
   await assert.rejects(() => harness(rawRef("sort.ts", "sortStage", { size: 1 })), {
     message: /config\.by: /,

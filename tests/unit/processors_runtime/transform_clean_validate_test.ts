@@ -130,19 +130,19 @@ modeTest(
         "validate",
         3,
         "b",
-        "Cannot validate record: value.total: Invalid input: expected number, received NaN",
+        "Cannot validate record: value.total: Expected number, received nan",
       ],
       [
         "validate",
         3,
         "c",
-        "Cannot validate record: value.id: Too small: expected string to have >=1 characters",
+        "Cannot validate record: value.id: String must contain at least 1 character(s)",
       ],
       [
         "validate",
         3,
         "d",
-        "Cannot validate record: value.total: Invalid input: expected number, received null",
+        "Cannot validate record: value.total: Expected number, received null",
       ],
     ]);
     assert.deepEqual(d.map((x) => x.record), [input[1], input[2], input[3]]);
