@@ -33,6 +33,12 @@ export async function guard<T>(stage: string, fn: () => T | Promise<T>): Promise
   }
 }
 
+/**
+ * A settled promise that watermark paths with nothing to wait for return: their caller skips its
+ * `await` (a microtask per batch and stage) when it gets this one.
+ */
+export const SETTLED: Promise<void> = Promise.resolve();
+
 /** Where an op sends its output. */
 export interface Downstream {
   run(records: StreamRecord<unknown>[], token: Token): Promise<void>;
@@ -635,11 +641,17 @@ export class ProcessorOp extends Op {
     token.release();
   }
 
-  async watermark(wm: number): Promise<void> {
+  watermark(wm: number): Promise<void> {
     // Never back: restored at its checkpoint's, a stage behind one that generates watermarks
     // anew waits until they pass it.
-    if (wm <= (this.ctx.received ?? -Infinity)) return;
+    if (wm <= (this.ctx.received ?? -Infinity)) return SETTLED;
     this.ctx.received = wm;
+    // The usual case, every batch: no hook, so no async frame of its own on the way down.
+    if (!this.#hooks.onWatermark && !this.spec.watermarks) return this.#next.watermark(wm);
+    return this.#watermarkHooked(wm);
+  }
+
+  async #watermarkHooked(wm: number): Promise<void> {
     const hook = this.#hooks.onWatermark;
     if (hook) await this.#fromHook("onWatermark()", () => hook.call(this.#hooks, wm, this.ctx));
     // A stage that generates watermarks passes on only the end of input from upstream.
@@ -773,7 +785,7 @@ export class SinkOp extends Op {
 
   watermark(wm: number): Promise<void> {
     this.ctx.received = Math.max(wm, this.ctx.received ?? -Infinity);
-    return Promise.resolve();
+    return SETTLED;
   }
   tick(): Promise<void> {
     return this.drain();
