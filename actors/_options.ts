@@ -34,14 +34,14 @@ const deadLetterTarget = z.custom<object>(
 /** Per-stage options (the `StageOptions` type in stage_ref.ts mirrors it). */
 export const stageOptionsSchema = z.object({
   name: z.string().regex(/^[A-Za-z][\w.-]*$/, "must be an identifier").optional(),
-  parallelism: z.number().int().positive().optional(),
-  capacity: z.number().int().positive().optional(),
-  batchSize: z.number().int().positive().optional(),
+  parallelism: z.number().int().safe().positive().optional(),
+  capacity: z.number().int().safe().positive().optional(),
+  batchSize: z.number().int().safe().positive().optional(),
   lingerMs: z.number().nonnegative().finite().optional(),
   strategy: z.enum(["one_for_one", "rest_for_one", "one_for_all"]).optional(),
-  maxRestarts: z.number().int().nonnegative().optional(),
+  maxRestarts: z.number().int().safe().nonnegative().optional(),
   withinMs: positive.optional(),
-  maxRetries: z.number().int().nonnegative().optional(),
+  maxRetries: z.number().int().safe().nonnegative().optional(),
   fuse: z.boolean().optional(),
   permissions: permissions.optional(),
   tickMs: positive.optional(),
@@ -55,7 +55,7 @@ export const stageOptionsSchema = z.object({
 export const pipelineOptionsSchema = z.object({
   name: z.string().min(1).optional(),
   mode: z.enum(["workers", "inline"]).optional(),
-  partitions: z.number().int().positive().max(65_536).optional(),
+  partitions: z.number().int().safe().positive().max(65_536).optional(),
   heartbeatMs: positive.optional(),
   startTimeoutMs: positive.optional(),
   stopTimeoutMs: positive.optional(),

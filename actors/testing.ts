@@ -13,14 +13,14 @@ import { type DeadLetter, memoryDeadLetters } from "./dead_letter.ts";
 /** An input item: a record, or a watermark marker that advances event time at that point. */
 export type TestInput<T> = StreamRecord<T> | { watermark: number };
 
-// zod 3 types a `z.unknown()` field as optional; a record's `value` is not (it may hold
-// `undefined`, as zod lets it).
+// zod 3 lets a `z.unknown()` field be missing; a record's `value` may hold `undefined` but must be
+// there, or `{ watermark, ts }` would read as a record that lost its watermark.
 const recordSchema = z.object({
   key: z.string().optional(),
   value: z.unknown(),
   ts: z.number().finite(),
   headers: z.record(z.string(), z.string()).optional(),
-}) as unknown as z.ZodType<StreamRecord<unknown>>;
+}).refine((r) => "value" in r, "Expected a value") as unknown as z.ZodType<StreamRecord<unknown>>;
 
 /** Source definition behind {@linkcode fromArray}. */
 export const arraySource: SourceDefinition<unknown, { items: TestInput<unknown>[] }> = defineSource(

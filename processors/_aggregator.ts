@@ -16,7 +16,7 @@ export const aggregateSpecSchema: z.ZodType<WireAggregateSpec> = z.discriminated
   z.object({
     op: z.literal("topK"),
     field: fieldSchema,
-    k: z.number().int().min(1).max(1000),
+    k: z.number().int().safe().min(1).max(1000),
     weight: fieldSchema.optional(),
   }).strict(),
   z.object({

@@ -6,6 +6,7 @@ import { parseConfig } from "../actors/_config.ts";
 import type { InlineFn } from "../actors/inline_fn.ts";
 import type { ConfigSchema } from "../actors/stage.ts";
 import type { JsonValue } from "./transform.ts";
+import { isPlainObject } from "./_fields.ts";
 import type { StageOptions, StageRef } from "../actors/stage_ref.ts";
 
 /**
@@ -36,7 +37,10 @@ export const inlineFnSchema: z.ZodType<InlineFn> = z.object({ fn: z.string().min
 /** A non-empty field path in a record's value: `"price"` or `"customer.id"`. */
 export const fieldSchema: z.ZodString = z.string().min(1);
 
-/** A JSON value: a string, a finite number, a boolean, null, or an array or object of them. */
+/**
+ * A JSON value: a string, a finite number, a boolean, null, or an array or plain object of them
+ * (anything else, a `Date` or a class instance, is refused rather than copied field by field).
+ */
 export const jsonSchema: z.ZodType<JsonValue> = z.lazy(() =>
   z.union([
     z.string(),
@@ -44,6 +48,10 @@ export const jsonSchema: z.ZodType<JsonValue> = z.lazy(() =>
     z.boolean(),
     z.null(),
     z.array(jsonSchema),
-    z.record(z.string(), jsonSchema),
+    z.custom<{ [key: string]: JsonValue }>(
+      (v) => isPlainObject(v) && Object.getOwnPropertySymbols(v).length === 0,
+      "Expected a JSON object",
+    )
+      .pipe(z.record(z.string(), jsonSchema)),
   ])
 );

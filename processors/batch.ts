@@ -24,7 +24,7 @@ export interface BatchOptions {
 }
 
 const batchConfig: z.ZodType<BatchOptions> = z.object({
-  size: z.number().int().positive().optional(),
+  size: z.number().int().safe().positive().optional(),
   timeoutMs: z.number().positive().finite().optional(),
   perKey: z.boolean().optional(),
 }).strict();

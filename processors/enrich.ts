@@ -66,10 +66,10 @@ const enrichConfig: z.ZodType<EnrichConfig> = z.object({
   merge: inlineFnSchema.optional(),
   onMissing: z.enum(["keep", "drop", "deadLetter"]).optional(),
   cache: z.object({
-    maxEntries: z.number().int().positive().optional(),
+    maxEntries: z.number().int().safe().positive().optional(),
     ttlMs: z.number().positive().finite().optional(),
     negativeTtlMs: z.number().nonnegative().finite().optional(),
-    maxBytes: z.number().int().positive().optional(),
+    maxBytes: z.number().int().safe().positive().optional(),
   }).strict().optional(),
   cacheHeader: z.string().min(1).optional(),
 }).strict().refine((c) => c.into === undefined || c.merge === undefined, {

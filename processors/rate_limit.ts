@@ -25,8 +25,8 @@ export interface RateLimitOptions {
 
 const rateLimitConfig: z.ZodType<RateLimitOptions> = z.object({
   perSecond: z.number().positive().finite(),
-  burst: z.number().int().min(1).optional(),
-  maxHeld: z.number().int().min(0).optional(),
+  burst: z.number().int().safe().min(1).optional(),
+  maxHeld: z.number().int().safe().min(0).optional(),
 }).strict();
 
 interface RateState {

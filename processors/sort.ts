@@ -41,7 +41,7 @@ const sortKeySchema = z.union([
 
 const sortConfig: z.ZodType<SortOptions> = z.object({
   by: z.union([sortKeySchema, z.array(sortKeySchema).min(1)]),
-  size: z.number().int().positive().optional(),
+  size: z.number().int().safe().positive().optional(),
   timeoutMs: z.number().positive().finite().optional(),
   windowMs: z.number().positive().finite().optional(),
 }).strict().refine((c) => c.windowMs === undefined || (!c.size && !c.timeoutMs), {

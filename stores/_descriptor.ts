@@ -6,7 +6,7 @@ import { DEFAULT_KV_PATH } from "./kv/kv_store.ts";
 
 const options = z.record(z.string(), z.unknown());
 const positive = z.number().positive().finite();
-const count = z.number().int().positive();
+const count = z.number().int().safe().positive();
 
 /** Validates a {@linkcode StoreDescriptor}. */
 export const storeDescriptorSchema: z.ZodType<StoreDescriptor> = z.discriminatedUnion("backend", [
@@ -23,7 +23,7 @@ export const storeDescriptorSchema: z.ZodType<StoreDescriptor> = z.discriminated
     layout: z.enum(["value", "hash"]).optional(),
     compressAboveBytes: z.number().nonnegative().finite().optional(),
     connectTimeoutMs: count.optional(),
-    maxRetriesPerRequest: z.number().int().nonnegative().optional(),
+    maxRetriesPerRequest: z.number().int().safe().nonnegative().optional(),
     clientOptions: options.optional(),
   }).strict(),
   z.object({

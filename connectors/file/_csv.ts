@@ -23,7 +23,8 @@ export interface CsvOptions {
   relaxColumnCount?: boolean;
 }
 
-const char = z.string().length(1);
+/** One character: one code point, as zod 4's `length(1)` counted (zod 3 counts UTF-16 units). */
+const char = z.string().refine((s) => [...s].length === 1, "Expected exactly one character");
 
 /** zod schema of {@linkcode CsvOptions}. */
 export const csvOptionsSchema: z.ZodType<CsvOptions, z.ZodTypeDef, CsvOptions> = z.object({

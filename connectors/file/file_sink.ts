@@ -39,7 +39,7 @@ const fileSinkConfig: z.ZodType<FileSinkOptions> = z.object({
   path: z.string().min(1),
   format: z.enum(["ndjson", "csv", "lines"]),
   rotate: z.object({
-    bytes: z.number().int().positive().optional(),
+    bytes: z.number().int().safe().positive().optional(),
     ms: z.number().positive().finite().optional(),
   }).strict().refine((r) => r.bytes !== undefined || r.ms !== undefined, {
     message: "Set bytes or ms",
@@ -49,7 +49,8 @@ const fileSinkConfig: z.ZodType<FileSinkOptions> = z.object({
   csv: z.object({
     columns: z.array(z.string().min(1)).min(1).optional(),
     header: z.boolean().optional(),
-    delimiter: z.string().length(1).optional(),
+    delimiter: z.string().refine((s) => [...s].length === 1, "Expected exactly one character")
+      .optional(),
   }).strict().optional(),
 }).strict().refine((c) => c.rotate || !/\{(n|ts)\}/.test(c.path), {
   message: "{n} and {ts} need rotate",

@@ -84,9 +84,9 @@ export type FileSourceConfig = FileSourceOptions & {
 
 const positionSchema = z.object({
   file: z.string().min(1),
-  byteOffset: z.number().int().min(0),
-  line: z.number().int().min(1),
-  chunk: z.number().int().min(0).optional(),
+  byteOffset: z.number().int().safe().min(0),
+  line: z.number().int().safe().min(1),
+  chunk: z.number().int().safe().min(0).optional(),
 }).strict();
 
 const fileSourceConfig: z.ZodType<FileSourceConfig, z.ZodTypeDef, FileSourceOptions> = z.object({
@@ -95,8 +95,8 @@ const fileSourceConfig: z.ZodType<FileSourceConfig, z.ZodTypeDef, FileSourceOpti
   format: z.enum(["ndjson", "csv", "lines", "bytes"]),
   follow: z.boolean().default(false),
   gzip: z.union([z.literal("auto"), z.boolean()]).default("auto"),
-  chunkBytes: z.number().int().min(1).default(65_536),
-  maxLineBytes: z.number().int().min(1).default(16 * 1024 * 1024),
+  chunkBytes: z.number().int().safe().min(1).default(65_536),
+  maxLineBytes: z.number().int().safe().min(1).default(16 * 1024 * 1024),
   pollMs: z.number().positive().finite().default(200),
   csv: csvOptionsSchema.optional(),
   startAt: positionSchema.optional(),

@@ -37,7 +37,7 @@ const ndjsonFileConfig: z.ZodType<NdjsonFileOptions> = z.object({
   glob: z.string().min(1).optional(),
   follow: z.boolean().optional(),
   gzip: z.union([z.literal("auto"), z.boolean()]).optional(),
-  chunkBytes: z.number().int().min(1).optional(),
+  chunkBytes: z.number().int().safe().min(1).optional(),
   tsField: z.string().min(1).optional(),
   pollMs: z.number().positive().finite().optional(),
 }).strict().refine((c) => (c.path === undefined) !== (c.glob === undefined), {

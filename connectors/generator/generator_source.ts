@@ -35,12 +35,14 @@ export interface EcommerceEvent {
 const weight = z.number().min(0).finite();
 
 const generatorConfig: z.ZodType<GeneratorConfig, z.ZodTypeDef, GeneratorOptions> = z.object({
-  count: z.number().int().min(0),
-  seed: z.number().int(),
+  count: z.number().int().safe().min(0),
+  seed: z.number().int().safe(),
   ratePerSec: z.number().positive().finite().optional(),
   startTs: z.number().finite().default(Date.UTC(2024, 0, 1)),
-  skus: z.union([z.number().int().positive(), z.array(z.string().min(1)).min(1)]).default(100),
-  users: z.number().int().positive().default(1000),
+  skus: z.union([z.number().int().safe().positive(), z.array(z.string().min(1)).min(1)]).default(
+    100,
+  ),
+  users: z.number().int().safe().positive().default(1000),
   tsStepMs: z.number().min(0).finite().default(1),
   mix: z.object({ view: weight, cart: weight, purchase: weight }).strict()
     .refine((m) => m.view + m.cart + m.purchase > 0, "weights must not all be 0")

@@ -44,8 +44,8 @@ export const connectionFields = {
     username: z.string(),
     password: z.string(),
   }).strict().optional(),
-  connectionTimeoutMs: z.number().int().positive().default(3000),
-  requestTimeoutMs: z.number().int().positive().default(30_000),
+  connectionTimeoutMs: z.number().int().safe().positive().default(3000),
+  requestTimeoutMs: z.number().int().safe().positive().default(30_000),
 };
 
 /** A kafkajs client for a validated connection. Logging is off: errors surface as throws. */

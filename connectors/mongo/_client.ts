@@ -22,8 +22,8 @@ export const connectionFields = {
   url: z.string().regex(/^mongodb(\+srv)?:\/\/\S+$/, "expected a mongodb:// or mongodb+srv:// URL"),
   db: z.string().min(1).regex(/^[^/\\. "$]+$/, "expected a database name"),
   collection: z.string().min(1).regex(/^[^$]+$/, "expected a collection name"),
-  serverSelectionTimeoutMs: z.number().int().positive().default(5_000),
-  connectTimeoutMs: z.number().int().positive().default(5_000),
+  serverSelectionTimeoutMs: z.number().int().safe().positive().default(5_000),
+  connectTimeoutMs: z.number().int().safe().positive().default(5_000),
   clientOptions: z.record(z.string(), z.union([z.string(), z.number().finite(), z.boolean()]))
     .default(
       {},

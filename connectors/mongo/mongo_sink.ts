@@ -65,9 +65,9 @@ const sinkConfig: z.ZodType<MongoSinkConfig, z.ZodTypeDef, MongoSinkOptions> = z
   update: z.enum(["replace", "set"]).default("replace"),
   ordered: z.boolean().default(true),
   writeConcern: z.object({
-    w: z.union([z.number().int().min(0), z.literal("majority")]).optional(),
+    w: z.union([z.number().int().safe().min(0), z.literal("majority")]).optional(),
     j: z.boolean().optional(),
-    wtimeoutMs: z.number().int().positive().optional(),
+    wtimeoutMs: z.number().int().safe().positive().optional(),
   }).strict().optional(),
 }).strict();
 

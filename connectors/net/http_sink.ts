@@ -33,14 +33,15 @@ export interface HttpSinkOptions {
 }
 
 const httpSinkConfig: z.ZodType<HttpSinkOptions> = z.object({
-  url: z.string().refine(
-    (s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol),
-    "Expected an http or https URL",
+  // As URLs are read: surrounding whitespace and tabs or line breaks inside dropped.
+  url: z.string().transform((s) => s.trim().replace(/[\t\n\r]/g, "")).refine(
+    (s) => /^https?:\/\//i.test(s) && URL.canParse(s),
+    "Invalid URL: expected http:// or https://",
   ),
   method: z.enum(["POST", "PUT"]).optional(),
   headers: z.record(z.string(), z.string()).optional(),
-  batchBytes: z.number().int().positive().optional(),
-  retries: z.number().int().min(0).optional(),
+  batchBytes: z.number().int().safe().positive().optional(),
+  retries: z.number().int().safe().min(0).optional(),
   backoffMs: z.number().positive().finite().optional(),
   maxBackoffMs: z.number().positive().finite().optional(),
   timeoutMs: z.number().positive().finite().optional(),

@@ -47,7 +47,7 @@ export interface HttpSourceOptions {
 }
 
 const httpSourceConfig: z.ZodType<HttpSourceOptions> = z.object({
-  port: z.number().int().min(1).max(65_535),
+  port: z.number().int().safe().min(1).max(65_535),
   hostname: z.string().min(1).optional(),
   path: z.string().startsWith("/").optional(),
   auth: z.union([
@@ -56,12 +56,12 @@ const httpSourceConfig: z.ZodType<HttpSourceOptions> = z.object({
       hmac: z.object({ secret: z.string().min(1), header: z.string().min(1).optional() }).strict(),
     }).strict(),
   ]).optional(),
-  maxBodyBytes: z.number().int().positive().optional(),
+  maxBodyBytes: z.number().int().safe().positive().optional(),
   format: z.enum(["json", "ndjson"]).optional(),
   ackMode: z.enum(["accepted", "processed"]).optional(),
-  queueRecords: z.number().int().positive().optional(),
+  queueRecords: z.number().int().safe().positive().optional(),
   acceptTimeoutMs: z.number().positive().finite().optional(),
-  retryAfterSec: z.number().int().min(0).optional(),
+  retryAfterSec: z.number().int().safe().min(0).optional(),
 }).strict();
 
 /** Parses a body into values; throws "line N is not JSON" style errors. */

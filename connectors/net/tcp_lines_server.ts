@@ -24,9 +24,9 @@ export interface TcpLinesServerOptions {
 
 const serverConfig: z.ZodType<TcpLinesServerOptions> = z.object({
   hostname: z.string().min(1).optional(),
-  port: z.number().int().min(1).max(65_535),
-  maxClients: z.number().int().positive().optional(),
-  maxLineBytes: z.number().int().positive().optional(),
+  port: z.number().int().safe().min(1).max(65_535),
+  maxClients: z.number().int().safe().positive().optional(),
+  maxLineBytes: z.number().int().safe().positive().optional(),
 }).strict();
 
 interface Client {

@@ -29,11 +29,11 @@ export interface TcpLinesSourceOptions {
 
 const tcpConfig: z.ZodType<TcpLinesSourceOptions> = z.object({
   host: z.string().min(1).optional(),
-  port: z.number().int().min(1).max(65_535),
+  port: z.number().int().safe().min(1).max(65_535),
   reconnect: z.boolean().optional(),
   backoffMs: z.number().positive().finite().optional(),
   maxBackoffMs: z.number().positive().finite().optional(),
-  maxLineBytes: z.number().int().positive().optional(),
+  maxLineBytes: z.number().int().safe().positive().optional(),
 }).strict();
 
 /**

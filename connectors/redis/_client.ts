@@ -17,7 +17,7 @@ export interface RedisConnection {
 /** zod fields of {@linkcode RedisConnectionOptions}, to spread into a connector's schema. */
 export const connectionFields = {
   url: z.string().regex(/^rediss?:\/\/\S*$/, "expected a redis:// or rediss:// URL"),
-  connectTimeoutMs: z.number().int().positive().default(5_000),
+  connectTimeoutMs: z.number().int().safe().positive().default(5_000),
   clientOptions: z.record(z.string(), z.union([z.string(), z.number().finite(), z.boolean()]))
     .default(
       {},

@@ -33,7 +33,7 @@ const sinkConfig: z.ZodType<RedisStreamSinkConfig, z.ZodTypeDef, RedisStreamSink
   {
     ...connectionFields,
     stream: z.string().min(1),
-    maxLen: z.number().int().min(0).optional(),
+    maxLen: z.number().int().safe().min(0).optional(),
     approximate: z.boolean().default(true),
   },
 ).strict();

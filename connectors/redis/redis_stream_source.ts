@@ -51,9 +51,9 @@ const sourceConfig: z.ZodType<RedisStreamSourceConfig, z.ZodTypeDef, RedisStream
     group: z.string().min(1),
     consumer: z.string().min(1).optional(),
     start: z.string().regex(/^(\$|0|\d+(-\d+)?)$/, "expected 0, $ or an entry id").default("0"),
-    count: z.number().int().positive().max(100_000).default(500),
-    blockMs: z.number().int().positive().default(1000),
-    claimIdleMs: z.number().int().positive().optional(),
+    count: z.number().int().safe().positive().max(100_000).default(500),
+    blockMs: z.number().int().safe().positive().default(1000),
+    claimIdleMs: z.number().int().safe().positive().optional(),
   }).strict();
 
 /**
