@@ -1,5 +1,5 @@
 // Config validation with one-line errors that name the zod path.
-import type { ConfigParseResult, ConfigSchema } from "./stage.ts";
+import type { ConfigSchema } from "./stage.ts";
 import { ConfigError } from "./errors.ts";
 
 /** A validation issue, reduced to what a message needs. */
@@ -32,11 +32,7 @@ export function formatIssues(root: string, issues: readonly Issue[]): string {
 export function parseConfig<C>(def: { config: ConfigSchema<C> }, stage: string, raw: unknown): C {
   // Parsed once: compiling zod 4's fast path for it would cost more than it saves (zod 3 has
   // none, and ignores the option).
-  const safeParse = def.config.safeParse as (
-    input: unknown,
-    options: { jitless: boolean },
-  ) => ConfigParseResult<C>;
-  const result = safeParse.call(def.config, raw, { jitless: true });
+  const result = def.config.safeParse(raw, { jitless: true });
   if (!result.success) {
     throw new ConfigError(
       `Cannot configure stage "${stage}": ${formatIssues("config", result.error.issues)}`,

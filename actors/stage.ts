@@ -183,10 +183,10 @@ export interface SinkInstance<T> {
 export interface ConfigSchema<C> {
   /**
    * Validates `input`; on failure, `error.issues` carries each problem's path and message. The
-   * runtime parses a config once per instance, so it passes `{ jitless: true }` as a second
-   * argument: zod 4 then skips compiling a fast path; other schemas ignore it.
+   * runtime parses a config once per instance, so it passes `{ jitless: true }` as `options`: zod 4
+   * then skips compiling a fast path; zod 3 and other schemas ignore it.
    */
-  safeParse(input: unknown): ConfigParseResult<C>;
+  safeParse(input: unknown, options?: object): ConfigParseResult<C>;
 }
 
 /** The result of {@linkcode ConfigSchema.safeParse}. */
