@@ -23,15 +23,21 @@ export interface CsvOptions {
   relaxColumnCount?: boolean;
 }
 
-/** One character: one code point, as zod 4's `length(1)` counted (zod 3 counts UTF-16 units). */
-const char = z.string().refine((s) => [...s].length === 1, "Expected exactly one character");
+/**
+ * One character (a CSV delimiter, quote or escape): one code point, as zod 4's `length(1)` counted
+ * (zod 3 counts UTF-16 units).
+ */
+export const csvCharSchema: z.ZodType<string> = z.string().refine(
+  (s) => [...s].length === 1,
+  "Expected exactly one character",
+);
 
 /** zod schema of {@linkcode CsvOptions}. */
 export const csvOptionsSchema: z.ZodType<CsvOptions, z.ZodTypeDef, CsvOptions> = z.object({
   header: z.boolean().optional(),
-  delimiter: char.optional(),
-  quote: char.optional(),
-  escape: char.optional(),
+  delimiter: csvCharSchema.optional(),
+  quote: csvCharSchema.optional(),
+  escape: csvCharSchema.optional(),
   columns: z.array(z.string().min(1)).min(1).optional(),
   cast: z.boolean().optional(),
   trim: z.boolean().optional(),

@@ -9,6 +9,7 @@ import { parseConfig } from "../../actors/_config.ts";
 import type { StreamRecord } from "../../actors/record.ts";
 import { defineSink, type SinkDefinition } from "../../actors/stage.ts";
 import type { StageOptions, StageRef } from "../../actors/stage_ref.ts";
+import { csvCharSchema } from "./_csv.ts";
 import { BatchEncoder, type CsvWriteOptions, toBytes, writeAll } from "./_encode.ts";
 import { fillPattern, inProgressName, partPattern, scanParts, splitPath } from "./_part_names.ts";
 
@@ -49,8 +50,7 @@ const fileSinkConfig: z.ZodType<FileSinkOptions> = z.object({
   csv: z.object({
     columns: z.array(z.string().min(1)).min(1).optional(),
     header: z.boolean().optional(),
-    delimiter: z.string().refine((s) => [...s].length === 1, "Expected exactly one character")
-      .optional(),
+    delimiter: csvCharSchema.optional(),
   }).strict().optional(),
 }).strict().refine((c) => c.rotate || !/\{(n|ts)\}/.test(c.path), {
   message: "{n} and {ts} need rotate",
